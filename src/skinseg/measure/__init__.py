@@ -1,0 +1,1 @@
+"""Measurements: epidermal thickness, DEJ shape, nerve crossings, metrics."""

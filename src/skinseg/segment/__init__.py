@@ -1,0 +1,1 @@
+"""Segmentation: inference engine, post-processing and classical methods."""

@@ -1,0 +1,1 @@
+"""Phantoms with exact ground truth: OCT skin volumes and skin-biopsy images."""
