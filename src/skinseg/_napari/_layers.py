@@ -13,8 +13,15 @@ from skinseg.io.image_data import ImageData
 LayerDataTuple = tuple[Any, dict[str, Any], str]
 
 
+AXIS_LABELS = {2: ("y", "x"), 3: ("B-scan", "depth", "width")}
+
+
 def _spatial_kwargs(pixel_size_um: tuple[float, ...]) -> dict[str, Any]:
-    return {"scale": tuple(pixel_size_um), "units": ("µm",) * len(pixel_size_um)}
+    """µm scale and units; named axes for B-scans/images (2D) and tomograms (3D)."""
+    kwargs: dict[str, Any] = {"scale": tuple(pixel_size_um), "units": ("µm",) * len(pixel_size_um)}
+    if len(pixel_size_um) in AXIS_LABELS:
+        kwargs["axis_labels"] = AXIS_LABELS[len(pixel_size_um)]
+    return kwargs
 
 
 def image_layer(img: ImageData, name: str, **kwargs: Any) -> LayerDataTuple:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from skinseg.classes import NERVE_CLASSES, OCT_CLASSES, TISSUE_CLASSES
-from skinseg.io.image_data import ImageData
 from skinseg.synth.biopsy import biopsy_phantom
 from skinseg.synth.oct import oct_phantom
 from skinseg._napari._layers import LayerDataTuple, image_layer, labels_layer, points_layer
@@ -23,8 +22,8 @@ def oct_sample() -> list[LayerDataTuple]:
 
 def _biopsy_layers(stain: str) -> list[LayerDataTuple]:
     phantom = biopsy_phantom(seed=0, stain=stain)
-    scale = (phantom.pixel_size_um, phantom.pixel_size_um)
-    image = ImageData(phantom.image, scale, rgb=True, source=f"biopsy phantom ({stain})")
+    image = phantom.to_image_data()
+    scale = image.pixel_size_um
     return [
         image_layer(image, f"biopsy phantom ({stain})"),
         labels_layer(phantom.tissue, scale, TISSUE_CLASSES, "true tissue", opacity=0.3, visible=False),

@@ -1,0 +1,68 @@
+"""Retake the napari screenshots used in README.md and docs/ (run under Xvfb).
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshots.py
+
+Each shot opens a sample through the plugin, as a person would from
+File ▸ Open Sample ▸ napari-skinseg, and saves the whole window.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import napari
+
+DOCS_IMAGES = Path(__file__).resolve().parents[1] / "docs" / "images"
+PLUGIN = "napari-skinseg"
+
+
+def _viewer() -> napari.Viewer:
+    viewer = napari.Viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    viewer.canvas.overlays.scale_bar.visible = True
+    return viewer
+
+
+def _save(viewer: napari.Viewer, path: Path) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(5):
+        QApplication.processEvents()
+    viewer.screenshot(str(path), canvas_only=False)
+    viewer.close()
+
+
+def shot_oct_sample(path: Path) -> None:
+    viewer = _viewer()
+    viewer.open_sample(PLUGIN, "oct")
+    viewer.window.add_plugin_dock_widget(PLUGIN, "Set pixel size (µm)")
+    viewer.dims.set_point(0, viewer.dims.range[0].stop / 2)
+    viewer.reset_view()
+    _save(viewer, path)
+
+
+def shot_biopsy_sample(path: Path) -> None:
+    viewer = _viewer()
+    layers = viewer.open_sample(PLUGIN, "biopsy")
+    layers[2].visible = True
+    viewer.reset_view()
+    _save(viewer, path)
+
+
+SHOTS = {
+    "napari_oct_sample.png": shot_oct_sample,
+    "napari_biopsy_sample.png": shot_biopsy_sample,
+}
+
+
+def main(names: list[str]) -> None:
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    for name, shot in SHOTS.items():
+        if not names or name in names:
+            shot(DOCS_IMAGES / name)
+            print(DOCS_IMAGES / name)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
