@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -14,7 +15,8 @@ from skinseg.classes import OCT_CLASSES, TISSUE_CLASSES
 
 
 def test_console_script_help():
-    out = subprocess.run([sys.executable, "-m", "skinseg.cli", "--help"], capture_output=True, text=True, check=True)
+    script = Path(sys.executable).with_name("skinseg")  # the installed console script
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
     assert "phantom" in out.stdout and "info" in out.stdout
 
 

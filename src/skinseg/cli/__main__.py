@@ -1,0 +1,5 @@
+import sys
+
+from skinseg.cli import main
+
+sys.exit(main())
