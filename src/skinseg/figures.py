@@ -10,7 +10,8 @@ from skinseg.classes import ClassTable
 from skinseg.io.atomic import atomic_write
 
 
-def _figure(width_px: int, height_px: int):
+def new_figure(width_px: int, height_px: int):
+    """A matplotlib Figure of that size in pixels, drawn off-screen (no GUI backend)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -20,7 +21,8 @@ def _figure(width_px: int, height_px: int):
     return Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_png(fig, path: str | Path) -> Path:
+    """Save ``fig`` as PNG atomically."""
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png")
     return Path(path)
@@ -56,7 +58,7 @@ def overview_png(
     dy, dx = pixel_size_um
     extent = (0, cols * dx, rows * dy, 0)
     aspect_h = rows * dy / (cols * dx)
-    fig = _figure(1000, int(np.clip(1000 * aspect_h, 250, 1200)) + 80)
+    fig = new_figure(1000, int(np.clip(1000 * aspect_h, 250, 1200)) + 80)
     ax = fig.add_axes((0.08, 0.12, 0.9, 0.8))
     grey = image.ndim == 2
     display = image if not grey else np.asarray(image, dtype=np.float32)
@@ -79,4 +81,4 @@ def overview_png(
     ax.set_xlabel("µm")
     ax.set_ylabel("µm")
     ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return save_png(fig, path)
