@@ -1,0 +1,68 @@
+"""Run a library progress generator in a napari thread worker: progress bar, Cancel, result.
+
+The window never freezes: the work runs in a thread; each ``(done, total, message)``
+step moves a napari progress bar (activity dock) and the widget's own status line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, create_worker
+from napari.utils import progress
+from napari.utils.notifications import notification_manager, show_error
+
+from skinseg.errors import SkinsegInputError
+
+
+def _forward(gen_factory: Callable[[], Any]):
+    """A generator function that re-yields the steps and returns the library result."""
+
+    def work():
+        result = yield from gen_factory()
+        return result
+
+    return work
+
+
+def start_work(
+    gen_factory: Callable[[], Any],
+    *,
+    description: str,
+    on_result: Callable[[Any], None],
+    on_step: Callable[[int, int, str], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+) -> GeneratorWorker:
+    """Start ``gen_factory()`` (a progress generator) in a worker and wire it to the GUI.
+
+    ``on_result`` runs in the GUI thread with the generator's return value; a
+    :class:`SkinsegInputError` is shown as an error notification; ``on_finish`` runs in
+    every case (done, cancelled or failed). Cancel with ``worker.quit()``.
+    """
+    bar = progress(total=0, desc=description)
+
+    def step(value: tuple[int, int, str]) -> None:
+        done, total, message = value
+        bar.total = total
+        bar.n = done
+        bar.set_description(f"{description}: {message}")
+        bar.refresh()
+        if on_step is not None:
+            on_step(done, total, message)
+
+    def failed(error: Exception) -> None:
+        if isinstance(error, SkinsegInputError):  # bad input: one clear line, no traceback
+            show_error(str(error))
+        else:
+            notification_manager.receive_error(type(error), error, error.__traceback__)
+
+    def finished() -> None:
+        bar.close()
+        if on_finish is not None:
+            on_finish()
+
+    # Passing "errored" here replaces superqt's default, which re-raises in the GUI thread.
+    connections = {"yielded": step, "returned": on_result, "errored": failed, "finished": finished}
+    worker: GeneratorWorker = create_worker(_forward(gen_factory), _connect=connections)
+    return worker

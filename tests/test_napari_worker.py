@@ -1,0 +1,60 @@
+"""Library progress generators run in napari workers: steps, result, cancel, errors."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from skinseg import progress
+from skinseg.errors import SkinsegInputError
+
+pytestmark = pytest.mark.napari
+
+
+def _work(n: int, pause: float = 0.0, fail_at: int | None = None):
+    for i in range(n):
+        if i == fail_at:
+            raise SkinsegInputError("layer 'x': bad input")
+        time.sleep(pause)
+        yield i + 1, n, f"step {i + 1}"
+    return f"done {n}"
+
+
+def test_run_drives_generator_and_reports():
+    seen = []
+    assert progress.run(_work(3), lambda d, t, m: seen.append((d, t))) == "done 3"
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_worker_reports_steps_and_result(qtbot):
+    from skinseg._napari._worker import start_work
+
+    steps, results, finished = [], [], []
+    start_work(lambda: _work(4), description="toy", on_result=results.append,
+               on_step=lambda d, t, m: steps.append(d), on_finish=lambda: finished.append(1))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert results == ["done 4"] and steps == [1, 2, 3, 4] and finished == [1]
+
+
+def test_worker_cancel_stops_early(qtbot):
+    from skinseg._napari._worker import start_work
+
+    steps, results, finished = [], [], []
+    worker = start_work(lambda: _work(200, pause=0.01), description="toy", on_result=results.append,
+                        on_step=lambda d, t, m: steps.append(d), on_finish=lambda: finished.append(1))
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=5000)
+    worker.quit()
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert results == [] and len(steps) < 200
+
+
+def test_worker_shows_input_error(qtbot, monkeypatch):
+    from skinseg._napari import _worker
+
+    shown, finished = [], []
+    monkeypatch.setattr(_worker, "show_error", shown.append)
+    _worker.start_work(lambda: _work(3, fail_at=1), description="toy", on_result=lambda r: None,
+                       on_finish=lambda: finished.append(1))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5000)
+    assert shown == ["layer 'x': bad input"]
