@@ -1,0 +1,1 @@
+"""Networks (MONAI builders), model files (safetensors + JSON header), registry."""
