@@ -11,7 +11,9 @@ _EPIDERMIS = OCT_CLASSES.value_of("epidermis")
 _DERMIS = OCT_CLASSES.value_of("dermis")
 
 
-def band_mask_to_labels(mask: np.ndarray, threshold: float = 127, *, source: str = "mask") -> np.ndarray:
+def band_mask_to_labels(
+    mask: np.ndarray, threshold: float = 127, *, source: str = "mask"
+) -> np.ndarray:
     """OCT labels from a mask of the epidermis band (surface down to the DEJ).
 
     Per A-scan column, the band runs from its first to its last pixel above
@@ -42,7 +44,8 @@ def band_mask_to_labels(mask: np.ndarray, threshold: float = 127, *, source: str
         )
     if mask.ndim not in (2, 3) or mask.size == 0:
         raise SkinsegInputError(
-            f"{source}: mask has shape {mask.shape}; need (depth, width) or (n_bscans, depth, width)."
+            f"{source}: mask has shape {mask.shape}; need (depth, width) or "
+            "(n_bscans, depth, width)."
         )
     band = mask if mask.dtype == bool else mask > threshold
     depth = band.shape[-2]
