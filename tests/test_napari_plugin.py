@@ -73,6 +73,42 @@ def test_reader_opens_oct_tiff_with_scale(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(np.asarray(layer.data), data)
 
 
+def _write_npy(path):
+    np.save(path, np.arange(3 * 20 * 16, dtype=np.uint16).reshape(3, 20, 16))
+
+
+def _write_zarr(path):
+    import zarr
+
+    zarr.create_array(str(path), shape=(3, 20, 16), dtype="uint16", chunks=(1, 20, 16))[:] = np.arange(
+        3 * 20 * 16, dtype=np.uint16
+    ).reshape(3, 20, 16)
+
+
+def _write_pgm(path):
+    from PIL import Image
+
+    Image.fromarray(np.arange(20 * 16, dtype=np.uint16).reshape(20, 16) * 100).save(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "writer", "shape"),
+    [("vol.npy", _write_npy, (3, 20, 16)), ("vol.zarr", _write_zarr, (3, 20, 16)), ("b.pgm", _write_pgm, (20, 16))],
+)
+def test_reader_opens_other_oct_formats(make_napari_viewer, tmp_path, name, writer, shape):
+    path = tmp_path / name
+    writer(path)
+    viewer = make_napari_viewer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pixel size unknown in these formats
+        [layer] = viewer.open(str(path), plugin=PLUGIN)
+    assert layer.__class__.__name__ == "Image" and not layer.rgb
+    assert layer.data.shape == shape
+    assert layer.metadata["pixel_size_known"] is False and tuple(layer.scale) == (1.0,) * len(shape)
+    if name.endswith(".pgm"):
+        assert np.asarray(layer.data).dtype == np.uint16 and int(np.asarray(layer.data).max()) == 31900
+
+
 def test_reader_opens_folder_of_bscans(make_napari_viewer, tmp_path):
     from skimage.io import imsave
 
@@ -138,3 +174,15 @@ def test_set_pixel_size_widget(make_napari_viewer):
     np.testing.assert_allclose(other.scale, (1.0, 1.0))
     with pytest.raises(ValueError, match="positive"):
         set_pixel_size(viewer, image, 0.0, 2.5, 8.0)
+
+
+def test_reader_error_names_the_file(make_napari_viewer, tmp_path):
+    path = tmp_path / "cut.tif"
+    _write_ome(path, np.ones((4, 40, 30), np.uint16), (12.0, 2.5, 8.0))
+    path.write_bytes(path.read_bytes()[:600])  # truncated: pixel data cut off
+    viewer = make_napari_viewer()
+    with pytest.raises(Exception) as info:
+        viewer.open(str(path), plugin=PLUGIN)
+    message = "".join(str(e) for e in (info.value, info.value.__cause__) if e is not None)
+    assert "cut.tif" in message and "truncated" in message.lower()
+    assert len(viewer.layers) == 0
