@@ -50,9 +50,28 @@ def shot_biopsy_sample(path: Path) -> None:
     _save(viewer, path)
 
 
+def shot_measure_widget(path: Path) -> None:
+    """OCT sample measured with refractive index 1.4: B-scan, thickness map beside it, widget."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = _viewer()
+    viewer.open_sample(PLUGIN, "oct")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Measure epidermis")
+    widget._ri.value = 1.4
+    widget.measure()
+    while widget.worker is not None:
+        QApplication.processEvents()
+    viewer.layers.selection.active = viewer.layers["epidermal thickness (µm)"]
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.dims.set_point(0, viewer.dims.range[0].stop / 2)
+    viewer.reset_view()
+    _save(viewer, path)
+
+
 SHOTS = {
     "napari_oct_sample.png": shot_oct_sample,
     "napari_biopsy_sample.png": shot_biopsy_sample,
+    "measure_widget.png": shot_measure_widget,
 }
 
 
