@@ -28,11 +28,11 @@ def run(work: ProgressGenerator[T], report: Callable[[int, int, str], None] | No
             report(done, total, message)
 
 
-def cli_bar(desc: str) -> Callable[[int, int, str], None]:
+def cli_bar(desc: str, unit: str = "step") -> Callable[[int, int, str], None]:
     """A ``report`` callback drawing a tqdm progress bar on stderr."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=desc, unit="step", leave=True, dynamic_ncols=True)
+    bar = tqdm(desc=desc, unit=f" {unit}", leave=True, dynamic_ncols=True)
 
     def report(done: int, total: int, message: str) -> None:
         bar.total = total

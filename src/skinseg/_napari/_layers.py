@@ -48,14 +48,20 @@ def labels_features(table: ClassTable) -> dict[str, list]:
 
 
 def labels_layer(
-    data: Any, pixel_size_um: tuple[float, ...], table: ClassTable, name: str, **kwargs: Any
+    data: Any,
+    pixel_size_um: tuple[float, ...],
+    table: ClassTable,
+    name: str,
+    metadata_extra: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> LayerDataTuple:
     """A Labels layer tuple with the class table's names and colours at µm scale."""
+    metadata = {"class_table": table.to_dict(), "pixel_size_um": tuple(pixel_size_um), **(metadata_extra or {})}
     layer_kwargs = {
         "name": name,
         "colormap": labels_colormap(table),
         "features": labels_features(table),
-        "metadata": {"class_table": table.to_dict(), "pixel_size_um": tuple(pixel_size_um)},
+        "metadata": metadata,
         **_spatial_kwargs(pixel_size_um),
     }
     return data, {**layer_kwargs, **kwargs}, "labels"

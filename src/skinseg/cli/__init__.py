@@ -12,10 +12,10 @@ import warnings
 from collections.abc import Sequence
 
 from skinseg import __version__
-from skinseg.cli import _info, _measure, _phantom
+from skinseg.cli import _info, _measure, _phantom, _run, _segment
 from skinseg.errors import SkinsegInputError
 
-SUBCOMMANDS = (_info, _phantom, _measure)
+SUBCOMMANDS = (_run, _segment, _measure, _phantom, _info)
 
 
 def build_parser() -> argparse.ArgumentParser:
