@@ -68,10 +68,27 @@ def shot_measure_widget(path: Path) -> None:
     _save(viewer, path)
 
 
+def shot_segment_widget(path: Path) -> None:
+    """OCT sample segmented by the default (classical) method, with the widget docked."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = _viewer()
+    image, truth = viewer.open_sample(PLUGIN, "oct")
+    truth.visible = False
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Segment skin layers")
+    widget.start()
+    while widget.worker is not None:
+        QApplication.processEvents()
+    viewer.dims.set_point(0, viewer.dims.range[0].stop / 2)
+    viewer.reset_view()
+    _save(viewer, path)
+
+
 SHOTS = {
     "napari_oct_sample.png": shot_oct_sample,
     "napari_biopsy_sample.png": shot_biopsy_sample,
     "measure_widget.png": shot_measure_widget,
+    "segment_widget.png": shot_segment_widget,
 }
 
 

@@ -58,3 +58,16 @@ def test_worker_shows_input_error(qtbot, monkeypatch):
                        on_finish=lambda: finished.append(1))
     qtbot.waitUntil(lambda: bool(finished), timeout=5000)
     assert shown == ["layer 'x': bad input"]
+
+
+def test_steps_reach_widget_in_order_before_result(qtbot, make_napari_viewer):
+    """napari's progress bar processes Qt events while updating; steps must not arrive late."""
+    from skinseg._napari._worker import start_work
+
+    make_napari_viewer()  # the activity dock's progress bars exist only with a window
+    events = []
+    start_work(lambda: _work(5), description="toy", on_result=lambda r: events.append("result"),
+               on_step=lambda d, t, m: events.append(d), on_finish=lambda: events.append("finished"))
+    qtbot.waitUntil(lambda: "finished" in events, timeout=5000)
+    qtbot.wait(50)
+    assert events == [1, 2, 3, 4, 5, "result", "finished"]

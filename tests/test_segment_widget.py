@@ -46,6 +46,7 @@ def test_classical_gives_labels_at_image_scale(qtbot, viewer_with_phantom):
     np.testing.assert_allclose(labels.scale, viewer.layers["scan"].scale)
     assert set(np.unique(labels.data)) <= {0, 4, 6}
     assert labels.metadata["class_table"]["name"] == OCT_CLASSES.name
+    assert widget._status.value.startswith("Done: classical")
     # a second run never overwrites the first (which the user may have corrected)
     labels.data[0, 0, 0] = 6
     _run(qtbot, widget)

@@ -42,14 +42,18 @@ def start_work(
     """
     bar = progress(total=0, desc=description)
 
+    closed = False
+
     def step(value: tuple[int, int, str]) -> None:
         done, total, message = value
+        if on_step is not None:  # first: napari's progress bar processes Qt events (re-entrant)
+            on_step(done, total, message)
+        if closed:
+            return
         bar.total = total
         bar.n = done
         bar.set_description(f"{description}: {message}")
         bar.refresh()
-        if on_step is not None:
-            on_step(done, total, message)
 
     def failed(error: Exception) -> None:
         if isinstance(error, SkinsegInputError):  # bad input: one clear line, no traceback
@@ -58,6 +62,8 @@ def start_work(
             notification_manager.receive_error(type(error), error, error.__traceback__)
 
     def finished() -> None:
+        nonlocal closed
+        closed = True
         bar.close()
         if on_finish is not None:
             on_finish()
