@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from skinseg.errors import SkinsegInputError
 from skinseg.measure.boundaries import dej_depth, surface_depth
 from skinseg.synth.oct import OCTAnatomy, OCTLook, oct_phantom
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
 SHAPE = (6, 200, 96)
 VARIANTS = [
     {"glass": False, "gel": False},
@@ -35,8 +37,28 @@ def plain():
     return oct_phantom((8, 200, 128), seed=3)
 
 
+@pytest.fixture(scope="module")
+def compare():
+    """scripts/compare_phantom_real.py: its aligned profiles and rise positions."""
+    spec = importlib.util.spec_from_file_location(
+        "compare_phantom_real", ROOT / "scripts" / "compare_phantom_real.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _rows(depth: int) -> np.ndarray:
     return np.arange(depth, dtype=np.float32)[None, :, None] + 0.5
+
+
+def _rises(compare, image: np.ndarray, surface: np.ndarray, dej: np.ndarray) -> tuple[dict, dict]:
+    """Where the mean intensity rises around the surface and around the DEJ."""
+    image = image.astype(np.float32)
+    return (
+        compare.rise(compare.aligned_profile(image, surface), compare.ALIGN_ROWS[0]),
+        compare.rise(compare.aligned_profile(image, dej), 0),
+    )
 
 
 def test_same_seed_same_phantom_other_seed_differs():
@@ -148,6 +170,25 @@ def test_image_contrast_between_layers(plain):
     assert mean["air"] < 0.3 * mean["epidermis"]
 
 
+def test_surface_is_half_way_up_the_displayed_entry_rise(phantom, compare):
+    # As in the experts' masks: the mean intensity around the true surface is half way
+    # from the level above to the entry peak at the surface itself, whatever lies above
+    # (air, gel, or the glass the skin is pressed on). Before: 1.7-2.5 px above it.
+    ph, _ = phantom
+    surface, _ = _rises(compare, ph.image, ph.surface_depth, ph.dej_depth)
+    assert abs(surface["50%"]) < 0.75
+    assert 0.35 < surface["at boundary"] < 0.7
+
+
+def test_dej_sits_near_the_top_of_the_dermal_rise(plain, compare):
+    # face-dev masks: the rise from the dark epidermis to the bright upper dermis is half
+    # done 3.8 px above the DEJ and 80 % done at it (before: 0.6 px below, 36 % done)
+    _, dej = _rises(compare, plain.image, plain.surface_depth, plain.dej_depth)
+    assert -6.0 < dej["50%"] < -1.5
+    assert dej["at boundary"] > 0.65
+    assert dej["width"] > 6.0  # a gradual rise, not a sharp edge
+
+
 def test_speckle_contrast_and_grain(plain):
     image = plain.image.astype(np.float32)
     deep = _regions(plain)["deep dermis"]
@@ -215,8 +256,9 @@ def test_bad_anatomy_raises():
         OCTAnatomy(epidermis_um=0.0)
 
 
-@pytest.mark.realdata
-def test_histogram_and_depth_profile_match_face_dev():
+@pytest.fixture(scope="module")
+def face_dev():
+    """Every sixth face-dev B-scan with its mask edges, and a phantom of the same size."""
     folder = DATA / "skin-oct-face-dev"
     if not folder.is_dir():
         pytest.skip(f"real data not found at {folder}")
@@ -225,12 +267,17 @@ def test_histogram_and_depth_profile_match_face_dev():
     files = sorted((folder / "images").glob("*.pgm"))[::6]
     real = np.stack([io.imread(f) for f in files]).astype(np.float32)
     masks = np.stack([io.imread(folder / "masks" / f"{f.stem}.png") > 127 for f in files])
-    surface_row = float(np.median(np.argmax(masks, axis=1)))
+    surface = np.argmax(masks, axis=1).astype(np.float32)  # top edge of the mask
+    dej = (masks.shape[1] - np.argmax(masks[:, ::-1], axis=1)).astype(np.float32)  # bottom
     axial = 3.3 * 370 / 512
-    ph = oct_phantom(
-        (4, *real.shape[1:]), seed=0, anatomy=OCTAnatomy(surface_um=surface_row * axial),
-        tissue_window_um=205 * axial,
-    )
+    anatomy = OCTAnatomy(surface_um=float(np.median(surface)) * axial)
+    ph = oct_phantom((4, *real.shape[1:]), seed=0, anatomy=anatomy, tissue_window_um=205 * axial)
+    return real, surface, dej, ph
+
+
+@pytest.mark.realdata
+def test_histogram_and_depth_profile_match_face_dev(face_dev):
+    real, r_surface, _, ph = face_dev
     bins = np.linspace(0, 65535, 65)
     h_real, h_ph = (np.histogram(x, bins)[0] / x.size for x in (real, ph.image))
     assert np.minimum(h_real, h_ph).sum() > 0.85  # measured 0.94 with the defaults
@@ -239,6 +286,23 @@ def test_histogram_and_depth_profile_match_face_dev():
         rel = np.arange(images.shape[1])[None, :, None] - np.round(surface)[:, None, :]
         return ndi.mean(images, rel, np.arange(0, 200))
 
-    p_real = profile(real, np.argmax(masks, axis=1).astype(np.float32))
+    p_real = profile(real, r_surface)
     p_ph = profile(ph.image.astype(np.float32), ph.surface_depth - 0.5)
     assert np.abs(p_real - p_ph).mean() < 3000
+
+
+@pytest.mark.realdata
+def test_rises_around_the_boundaries_match_face_dev(face_dev, compare):
+    # The truth means what the experts' masks mean: the mean intensity rises around the
+    # phantom's true surface and DEJ as it does around the mask edges (every sixth B-scan:
+    # surface half way at +0.03 px, 10-90 % over 6.7 px; DEJ half way at -3.7 px, 78 %
+    # done at the edge). The phantom before this convention: surface half way at -1.8 px,
+    # DEJ at +0.4 px and only 39 % done.
+    real, r_surface, r_dej, ph = face_dev
+    r_s, r_d = _rises(compare, real, r_surface, r_dej)
+    p_s, p_d = _rises(compare, ph.image, ph.surface_depth, ph.dej_depth)
+    assert abs(p_s["50%"] - r_s["50%"]) < 0.5
+    assert abs(p_s["width"] - r_s["width"]) < 1.5
+    assert abs(p_d["50%"] - r_d["50%"]) < 2.0
+    assert abs(p_d["at boundary"] - r_d["at boundary"]) < 0.12
+    assert p_d["width"] > 0.7 * r_d["width"]

@@ -58,7 +58,7 @@ class OCTAnatomy:
     surface_um: float = 120.0
     epidermis_um: float = 72.0
     epidermis_variation: float = 0.04
-    stratum_corneum_um: float = 10.0
+    stratum_corneum_um: float = 12.5
     dej_band_um: float = 5.0
     rete_depth_um: float = 25.0
     rete_spacing_um: float = 300.0
@@ -125,13 +125,15 @@ def rete_dips(
 
     The ridges follow the zero lines of a smooth random field whose scale is set so a
     straight line meets on average one ridge per ``rete_spacing_um`` (Rice's formula);
-    a dip is ``rete_width_um`` wide and its depth varies smoothly along the ridge.
+    a dip is ``rete_width_um`` wide and its depth varies smoothly along the ridge
+    (log-normally, capped at 3.6 × ``rete_depth_um``, 90 µm for the default: the deepest
+    dips in the face-dev masks are 38 rows, about 90 µm).
     """
     sigma = a.rete_spacing_um / (np.pi * np.sqrt(2.0))
     f = _field(rng, shape, sigma, p)
     slope = 1.0 / (np.sqrt(2.0) * sigma)  # typical |gradient| of f per µm
     ridge = np.clip(1.0 - np.abs(f) / (slope * a.rete_width_um / 2), 0.0, 1.0) ** 2
-    depth = a.rete_depth_um * np.exp(_field(rng, shape, 2 * sigma, p) - 0.5)
+    depth = a.rete_depth_um * np.minimum(np.exp(_field(rng, shape, 2 * sigma, p) - 0.5), 3.6)
     return (ridge * depth).astype(np.float32)
 
 

@@ -12,6 +12,11 @@ vertical streaks, and occasional hairs casting shadows. Depth maps are sub-pixel
 pixels, in the convention of :mod:`skinseg.measure.boundaries`, and the labels are drawn
 from them so that ``surface_depth(labels)`` and ``dej_depth(labels)`` lie within half a
 pixel of the truth.
+
+The truth means what an expert's annotation of a log-scaled B-scan means (the face-dev
+masks): the skin surface lies half way up the displayed entry rise, the DEJ near the top
+of the rise from the dark epidermis to the bright upper dermis. The image is rendered to
+match (see :mod:`skinseg.synth._oct_render`), not the labels moved.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ class OCTPhantom:
     surface_depth, sc_depth, dej_depth
         True skin surface, bottom of the stratum corneum and DEJ (centre of the DEJ
         band): float32 sub-pixel depth in pixels, ``(n_bscans, width)`` or ``(width,)``.
+        The surface is where the displayed entry rise is half way up; the DEJ is the
+        centre of the reflectivity ramp into the dermis, near the top of its displayed
+        rise (as in expert annotations).
     thickness_um
         True epidermal thickness ``(dej_depth - surface_depth) × axial pixel size`` (µm of
         optical path when the axial size is: divide by the refractive index for tissue µm).
