@@ -3,7 +3,6 @@
 import math
 import warnings
 from dataclasses import replace
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -17,7 +16,8 @@ from skinseg.io.image_data import ImageData
 from skinseg.measure.metrics import dice
 from skinseg.models.files import ModelInfo, save_model
 from skinseg.models.registry import BUILTIN_DIR
-from skinseg.segment import engine
+from skinseg.segment import _device, engine
+from skinseg.segment._device import logits
 from skinseg.segment.engine import iter_segment, segment
 from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise
 from skinseg.synth.oct import oct_phantom
@@ -28,9 +28,19 @@ INFO = ModelInfo(
     name="tiny", task="oct-layers", architecture="monai.UNet",
     arguments={"spatial_dims": 2, "in_channels": 1, "out_channels": 7, "channels": [4, 8],
                "strides": [2], "num_res_units": 1},
-    in_channels=1, class_table=OCT_CLASSES, normalisation={"kind": "percentile", "low": 1, "high": 99.5},
+    in_channels=1, class_table=OCT_CLASSES,
+    normalisation={"kind": "percentile", "low": 1, "high": 99.5},
     pixel_size_um=(2.4, 10.0), tile=(64, 64),
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks gain nothing from threads, and lose a lot on a busy shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny(info: ModelInfo = INFO, seed: int = 0) -> tuple[torch.nn.Module, ModelInfo]:
@@ -44,8 +54,8 @@ def volume() -> np.ndarray:
 
 
 def run(image, model=None, **kw):
-    return segment(image, model or tiny(), pixel_size_um=kw.pop("pixel_size_um", PIXEL_UM[-len(image.shape) :]),
-                   device="cpu", **kw)
+    sizes = kw.pop("pixel_size_um", PIXEL_UM[-len(image.shape) :])
+    return segment(image, model or tiny(), pixel_size_um=sizes, device="cpu", **kw)
 
 
 class Spy:
@@ -74,7 +84,7 @@ def test_outputs_2d_3d_probabilities_entropy(volume):
     assert np.all(np.diff(r.labels.astype(int), axis=1) >= 0)  # post-processed: anatomical order
     raw = run(volume, probabilities=True, postprocess=False, batch_size=2)
     assert np.mean(raw.labels == p.argmax(axis=0)) > 0.999  # float16 ties aside
-    # a 2-D B-scan gives what it gives inside the tomogram (fixed normalisation: no volume statistics)
+    # a 2-D B-scan gives what it gives in the tomogram (fixed normalisation: no volume statistics)
     fixed = tiny(replace(INFO, normalisation=FIXED))
     whole = run(volume, fixed, probabilities=True)
     single = run(volume[3], fixed, probabilities=True, uncertainty=True)
@@ -87,7 +97,8 @@ def test_lazy_inputs_stream_and_match_numpy(volume, tmp_path):
     reference = run(volume, batch_size=2).labels
     np.save(tmp_path / "v.npy", volume)
     memmap = np.load(tmp_path / "v.npy", mmap_mode="r")
-    z = zarr.create_array(tmp_path / "v.zarr", shape=volume.shape, chunks=(1, 64, 48), dtype=volume.dtype)
+    z = zarr.create_array(tmp_path / "v.zarr", shape=volume.shape, chunks=(1, 64, 48),
+                          dtype=volume.dtype)
     z[:] = volume
     for lazy in (memmap, da.from_array(volume, chunks=(1, 64, 48)), z):
         np.testing.assert_array_equal(run(lazy, batch_size=2).labels, reference)
@@ -96,13 +107,15 @@ def test_lazy_inputs_stream_and_match_numpy(volume, tmp_path):
     assert max(spy.reads) == 2  # never more than one batch of B-scans read at a time
 
 
-def test_batch_size_does_not_change_results(volume):
+def test_batch_size_does_not_change_results(volume, monkeypatch):
     results = [run(volume, batch_size=b, probabilities=True) for b in (1, 3, 8)]
+    monkeypatch.setattr(_device, "CPU_PIXELS_PER_CALL", 64 * 48)  # one B-scan per network call
+    results.append(run(volume, batch_size=8, probabilities=True))
     for r in results[1:]:
         np.testing.assert_array_equal(r.labels, results[0].labels)
         np.testing.assert_allclose(r.probabilities.astype(np.float32),
                                    results[0].probabilities.astype(np.float32), atol=2e-3)
-    assert [r.batch_size for r in results] == [1, 3, 8]
+    assert [r.batch_size for r in results] == [1, 3, 8, 8]
 
 
 def test_neighbouring_bscans_as_channels(volume):
@@ -133,13 +146,13 @@ def test_sliding_window_matches_whole_image():
     image = oct_phantom((96, 128), PIXEL_UM, seed=2).image
     net = tiny(info)[0].eval()
     x = torch.from_numpy(normalise(image, info.normalisation))[None, None]
-    whole = engine._predict(net, x, None, 2, torch.device("cpu")).exp()
-    covering = engine._predict(net, x, (96, 128), 2, torch.device("cpu")).exp()  # tile = image: one piece
+    whole = logits(net, x, None, 2, torch.device("cpu")).softmax(1)
+    covering = logits(net, x, (96, 128), 2, torch.device("cpu")).softmax(1)  # one tile
     torch.testing.assert_close(covering, whole)
-    tiled = engine._predict(net, x, (64, 64), 2, torch.device("cpu")).exp()  # 2 x 2 overlapping tiles
+    tiled = logits(net, x, (64, 64), 2, torch.device("cpu")).softmax(1)  # 2 x 2 tiles
     assert float((tiled - whole).abs().mean()) < 0.01
     assert float((tiled.argmax(1) == whole.argmax(1)).float().mean()) > 0.98
-    r = segment(image, (net, replace(info, tile=(32, 32))), pixel_size_um=PIXEL_UM[1:], device="cpu")
+    r = run(image, (net, replace(info, tile=(32, 32))))
     assert r.labels.shape == image.shape
 
 
@@ -158,7 +171,8 @@ def test_progress_and_early_close(volume):
     steps.close()  # stops cleanly after a batch
     assert torch.get_num_threads() == threads
     done = []
-    engine.progress.run(iter_segment(volume, tiny(), device="cpu", batch_size=2), lambda d, t, m: done.append(d))
+    steps = iter_segment(volume, tiny(), device="cpu", batch_size=2)
+    engine.progress.run(steps, lambda d, t, m: done.append(d))
     assert done == [0, 2, 4, 5]
 
 
@@ -201,7 +215,8 @@ def test_pixel_size_messages(volume):
     data = ImageData(volume, (10.0, 6.0, 10.0), source="scan.tif")
     r = segment(data, tiny(), device="cpu")
     assert r.pixel_size_um == (10.0, 6.0, 10.0)
-    assert any("scan.tif: pixels of (6.0, 10.0) µm" in m and "trained at (2.4, 10.0)" in m for m in r.messages)
+    assert any("scan.tif: pixels of (6.0, 10.0) µm" in m and "trained at (2.4, 10.0)" in m
+               for m in r.messages)
 
 
 @pytest.mark.parametrize(
@@ -233,7 +248,8 @@ def test_nan_outside_the_intensity_sample_named():
     [
         (replace(INFO, class_table=TISSUE_CLASSES, arguments={**INFO.arguments, "out_channels": 3}),
          "not the OCT layer classes"),
-        (replace(INFO, in_channels=3, arguments={**INFO.arguments, "in_channels": 3}), "takes 3 input channels"),
+        (replace(INFO, in_channels=3, arguments={**INFO.arguments, "in_channels": 3}),
+         "takes 3 input channels"),
         (replace(INFO, task="nerves"), "is for 'nerves'"),
         (replace(INFO, arguments={**INFO.arguments, "out_channels": 3}), "gives 3 output channels"),
     ],
@@ -262,7 +278,8 @@ def test_model_file_and_classical(volume, tmp_path):
     bscan = oct_phantom((128, 64), PIXEL_UM, seed=4).image
     classical = segment(bscan, "classical", pixel_size_um=PIXEL_UM[1:], uncertainty=True)
     assert classical.model == "classical" and classical.probabilities is None
-    assert set(np.unique(classical.labels)) <= {0, 4, 6} and "no probabilities" in classical.messages[0]
+    assert set(np.unique(classical.labels)) <= {0, 4, 6}
+    assert "no probabilities" in classical.messages[0]
 
 
 @pytest.mark.skipif(not any(BUILTIN_DIR.glob("*.safetensors")), reason="no built-in model file yet")

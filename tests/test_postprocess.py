@@ -53,7 +53,8 @@ def test_monotone_path_is_optimal_against_brute_force():
     depth, n_classes = 6, 3
     scores = np.log(rng.random((n_classes, 1, depth, 40))).astype(np.float32)
     path = monotone_path(scores)[0]
-    sequences = [s for s in itertools.product(range(n_classes), repeat=depth) if list(s) == sorted(s)]
+    every = itertools.product(range(n_classes), repeat=depth)
+    sequences = [s for s in every if list(s) == sorted(s)]
     for col in range(scores.shape[-1]):
         best = max(sum(scores[c, 0, r, col] for r, c in enumerate(s)) for s in sequences)
         got = sum(scores[c, 0, r, col] for r, c in enumerate(path[:, col]))
@@ -91,9 +92,10 @@ def test_planted_islands_removed(phantom):
     island = bad == GEL
     assert not (out == GEL).any()
     assert np.array_equal(out[~island], plain.labels[~island])
-    assert np.mean(out[island] == 0) > 0.7  # mostly the air around it (the skin beside it is higher)
+    assert np.mean(out[island] == 0) > 0.7  # mostly air, as around it (the skin beside is higher)
     assert is_monotone(out)
-    kept = postprocess_labels(bad, axial_um=plain.pixel_size_um[1], params=PostprocessParams(min_island_px=0))
+    keep_all = PostprocessParams(min_island_px=0)
+    kept = postprocess_labels(bad, axial_um=plain.pixel_size_um[1], params=keep_all)
     assert np.array_equal(kept, bad)
 
     truth = phantom.labels[0]
@@ -128,7 +130,8 @@ def test_gap_in_dark_region_filled(phantom):
     truth = phantom.labels[2]
     bad = truth.copy()
     gap = slice(40, 58)
-    bad[:, gap] = np.where(bad[:, gap] >= EPI, EPI, bad[:, gap])  # no DEJ, no dermis: epidermis to the bottom
+    # no DEJ, no dermis: epidermis down to the bottom
+    bad[:, gap] = np.where(bad[:, gap] >= EPI, EPI, bad[:, gap])
     out = postprocess_labels(bad, axial_um=phantom.pixel_size_um[1])
     assert np.all(runs_per_column(out == DEJ) == 1)
     edges = dej_depth(truth)[[gap.start - 1, gap.stop]]
@@ -141,7 +144,7 @@ def test_gap_in_dark_region_filled(phantom):
 
 def test_dej_band_thickness_bounded_in_um(phantom):
     truth = phantom.labels[0]
-    assert np.array_equal(postprocess_labels(truth, axial_um=0.5), truth)  # thinner than the cap: kept
+    assert np.array_equal(postprocess_labels(truth, axial_um=0.5), truth)  # under the cap: kept
     thin = postprocess_labels(truth, axial_um=10.0, params=PostprocessParams(max_dej_um=5.0))
     assert np.all((thin == DEJ).sum(axis=0) == 1)  # 0.5 px at most, but at least one pixel
     assert np.abs(dej_depth(thin) - dej_depth(truth)).max() <= 0.5
@@ -149,7 +152,7 @@ def test_dej_band_thickness_bounded_in_um(phantom):
 
 def test_subset_of_classes(phantom):
     truth = phantom.labels[0]
-    three = np.select([truth >= DEJ, truth >= SC], [DERMIS, EPI], 0)  # air / epidermis / dermis model
+    three = np.select([truth >= DEJ, truth >= SC], [DERMIS, EPI], 0)  # air, epidermis, dermis
     values = [0, EPI, DERMIS]
     p = noisy_probabilities(three[None], seed=3)[values]
     p /= p.sum(axis=0)
@@ -180,3 +183,32 @@ def test_invalid_params():
     with pytest.raises(ValueError, match="max_dej_um"):
         PostprocessParams(max_dej_um=0)
     assert OCT_CLASSES.values == list(range(7))  # the order the post-processing relies on
+
+
+def test_rows_decided_by_argmax_alone():
+    """All-air and all-last-class A-scans, and a single out-of-order pixel between."""
+    scores = np.full((3, 1, 6, 3), -5.0, np.float32)
+    scores[0, 0, :, 0] = 0  # column 0: air everywhere
+    scores[2, 0, :, 1] = 0  # column 1: last class everywhere
+    scores[0, 0, :3, 2], scores[2, 0, 3:, 2] = 0, 0  # column 2: air over last class ...
+    scores[1, 0, 4, 2] = 1  # ... with a middle-class pixel out of order below
+    no_islands = PostprocessParams(min_island_px=0)
+    out = postprocess_probabilities(
+        np.exp(scores), axial_um=1.0, values=[0, 1, 2], params=no_islands
+    )[0]
+    assert out[:, 0].tolist() == [0] * 6 and out[:, 1].tolist() == [2] * 6
+    assert out[:, 2].tolist() == [0, 0, 0, 2, 2, 2]
+    assert np.array_equal(monotone_path(scores)[0], out)
+
+
+@pytest.mark.parametrize("noise", [0.1, 3.0])  # 6 % of A-scans out of order (gathered), or all
+def test_shortcuts_give_the_full_dynamic_programme(noise):
+    rng = np.random.default_rng(6)
+    rows = np.arange(40)[:, None]
+    ideal = np.stack([-np.abs(rows - centre) / 8.0 for centre in (0, 20, 39)])  # 3 ordered bands
+    scores = (ideal + rng.normal(0, noise, (3, 40, 64)))[:, None].astype(np.float32)
+    no_islands = PostprocessParams(min_island_px=0)
+    out = postprocess_probabilities(
+        scores, axial_um=1.0, values=[0, 1, 2], params=no_islands, log=True
+    )
+    assert np.array_equal(out, monotone_path(scores))

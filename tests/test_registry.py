@@ -14,8 +14,10 @@ from skinseg.models.registry import list_models, resolve_model, user_model_dir
 
 INFO = ModelInfo(
     name="tiny OCT", task="oct-layers", architecture="monai.UNet",
-    arguments={"spatial_dims": 2, "in_channels": 1, "out_channels": 7, "channels": [2, 4], "strides": [2]},
-    in_channels=1, class_table=OCT_CLASSES, normalisation={"kind": "percentile", "low": 1, "high": 99.5},
+    arguments={"spatial_dims": 2, "in_channels": 1, "out_channels": 7, "channels": [2, 4],
+               "strides": [2]},
+    in_channels=1, class_table=OCT_CLASSES,
+    normalisation={"kind": "percentile", "low": 1, "high": 99.5},
 )
 NERVES = replace(
     INFO, name="tiny nerves", task="nerves", class_table=NERVE_CLASSES,
@@ -67,7 +69,8 @@ def test_names_and_paths(folders, tmp_path):
     _, user = folders
     write(user, "my_scans")
     entry = resolve_model("my_scans")
-    assert (entry.origin, entry.path, entry.info.name) == ("user", user / "my_scans.safetensors", "tiny OCT")
+    assert (entry.origin, entry.path) == ("user", user / "my_scans.safetensors")
+    assert entry.info.name == "tiny OCT"
     elsewhere = write(tmp_path / "anywhere", "other")
     for spec in (elsewhere, str(elsewhere)):
         entry = resolve_model(spec)

@@ -71,7 +71,7 @@ def user_model_dir() -> Path:
 
 
 def _entries(folder: Path, origin: str, task: str | None) -> list[ModelEntry]:
-    """Readable model files of ``task`` in ``folder``; unreadable ones are skipped with a warning."""
+    """Readable model files of ``task`` in ``folder``; unreadable ones skipped with a warning."""
     if not folder.is_dir():
         return []
     found = []
@@ -89,7 +89,8 @@ def _entries(folder: Path, origin: str, task: str | None) -> list[ModelEntry]:
 def list_models(task: str | None = _CLASSICAL_TASK) -> list[ModelEntry]:
     """Models for ``task`` (all tasks when None): classical, built-in, then user models."""
     classical = [ModelEntry(CLASSICAL, CLASSICAL)] if task in (None, _CLASSICAL_TASK) else []
-    return classical + _entries(BUILTIN_DIR, BUILTIN, task) + _entries(user_model_dir(), "user", task)
+    builtin = _entries(BUILTIN_DIR, BUILTIN, task)
+    return classical + builtin + _entries(user_model_dir(), "user", task)
 
 
 def _checked(entry: ModelEntry, task: str | None) -> ModelEntry:

@@ -1,38 +1,32 @@
 """Deep-learning OCT skin-layer segmentation of a B-scan or tomogram, streamed.
 
-A model (built-in, a user model, or a ``.safetensors`` file; :mod:`skinseg.models.registry`)
-runs over a tomogram ``(n_bscans, depth, width)`` a batch of B-scans at a time:
-
-* the input may be lazy (dask, zarr, memory map): only one batch of B-scans (plus
-  neighbours, for models that take them as channels) is read and converted to float at a
-  time, and the uint8 labels are written batch by batch, so memory stays near one batch
-  plus the output;
-* a B-scan that fits the model's tile runs whole (padded to the network's size
-  divisibility); larger ones are tiled with overlap blending
-  (:func:`monai.inferers.sliding_window_inference`, Gaussian weights);
-* device ``auto`` picks CUDA, then Apple MPS, then CPU; mixed precision on a GPU; when
-  the GPU runs out of memory the batch is halved and retried;
-* anatomical post-processing (:mod:`skinseg.segment.postprocess`) is on by default;
-* optional outputs: class probabilities and an uncertainty map (softmax entropy).
-
-B-scans whose pixels all have one value hold no tissue to find: they are labelled air
+A model (:mod:`skinseg.models.registry`) runs over a tomogram ``(n_bscans, depth, width)``
+a batch of B-scans at a time. A lazy input (dask, zarr, memory map) is read one batch (plus
+neighbours, for models that take them as channels) at a time and the uint8 labels are
+written batch by batch, so memory stays near two batches plus the output. B-scans that fit
+the model's tile run whole, larger ones in tiles with Gaussian overlap blending (MONAI);
+devices, precision, CPU call sizes and out-of-memory retries are in
+:mod:`skinseg.segment._device`. Anatomical post-processing
+(:mod:`skinseg.segment.postprocess`, on by default) runs on the logits in a second thread,
+one batch behind the network. Optional outputs: class probabilities and the softmax
+entropy. B-scans whose pixels all have one value hold no tissue: they are labelled air
 (probability 1, uncertainty 0) without running the network; a constant image is all air,
-with a warning.
+with a warning. Documentation: docs/segment.md.
 """
 
 from __future__ import annotations
 
 import copy
+from concurrent.futures import ThreadPoolExecutor
 import math
 import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from monai.inferers import sliding_window_inference
 
 from skinseg import progress
 from skinseg.classes import OCT_CLASSES
@@ -40,15 +34,22 @@ from skinseg.errors import SkinsegInputError
 from skinseg.io.image_data import ImageData
 from skinseg.models.files import ModelInfo, load_model
 from skinseg.models.registry import ModelEntry, resolve_model
-from skinseg.segment._device import autocast, cpu_threads, is_out_of_memory, release_memory, select_device
+from skinseg.segment._device import (
+    cpu_threads,
+    for_inference,
+    inference_tile,
+    is_out_of_memory,
+    logits,
+    release_memory,
+    select_device,
+    size_divisor,
+)
 from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise, per_bscan
 from skinseg.segment.postprocess import PostprocessParams, postprocess_probabilities
 
 __all__ = ["SegmentationResult", "iter_segment", "segment"]
 
-Model = str | ModelEntry | tuple[torch.nn.Module, ModelInfo]
-_OVERLAP = 0.25
-_SIZE_DIVISOR = {"monai.BasicUNet": 16, "monai.FlexibleUNet": 32}
+Model = str | Path | ModelEntry | tuple[torch.nn.Module, ModelInfo]
 _PIXEL_SIZE_TOLERANCE = 1.25
 _TASK = "oct-layers"
 
@@ -70,7 +71,8 @@ class SegmentationResult:
     device
         The device used (``"cpu"``, ``"cuda"``, ``"mps"``).
     batch_size
-        B-scans per network call at the end (smaller than asked after out-of-memory).
+        B-scans per step (read, network, post-processing, write) at the end: smaller than
+        asked after out-of-memory. A GPU sees the whole batch per network call.
     pixel_size_um
         µm per pixel of each spatial axis, as used.
     model
@@ -115,14 +117,14 @@ def iter_segment(
     model
         ``"builtin"``, ``"classical"``, a model name or ``.safetensors`` path
         (:func:`skinseg.models.registry.resolve_model`), a :class:`ModelEntry`, or a
-        ``(network, ModelInfo)`` pair.
+        ``(network, ModelInfo)`` pair (the network is copied, never changed).
     pixel_size_um
         µm per pixel, one number or one per spatial axis. Default: the
         :class:`ImageData`'s, else the size the model was trained at.
     device
         ``"auto"`` (CUDA → MPS → CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
     batch_size
-        B-scans per network call; halved on out-of-memory.
+        B-scans per step and per network call on a GPU; halved on out-of-memory.
     postprocess
         Anatomical post-processing (:mod:`skinseg.segment.postprocess`): True, False, or
         :class:`PostprocessParams`.
@@ -131,8 +133,9 @@ def iter_segment(
 
     Yields
     ------
-    ``(done, total, message)``: ``done`` of ``total`` B-scans finished, first ``(0, total, ...)``.
-    Closing the generator stops after the current batch.
+    ``(done, total, message)``: ``done`` of ``total`` B-scans finished, first
+    ``(0, total, ...)``. Closing the generator stops after the current batch (and
+    its post-processing).
 
     Returns
     -------
@@ -152,34 +155,32 @@ def iter_segment(
     if not isinstance(model, tuple):
         model = resolve_model(model, task=_TASK)
         if model.is_classical:
-            return (yield from _classical(image, pixel_size_um, batch_size, probabilities or uncertainty))
+            extras = probabilities or uncertainty
+            return (yield from _classical(image, pixel_size_um, batch_size, extras))
     volume, squeeze, given_sizes, source = _prepare(image, pixel_size_um)
     dev = select_device(device)
     network, info, name = _load(model, dev)
     neighbours = _check_model(info, name, source)
     messages: list[str] = []
     sizes = _pixel_sizes(given_sizes, info, len(volume.shape) - squeeze, source, messages)
-    params = postprocess if isinstance(postprocess, PostprocessParams) else None
-    if postprocess is True:
-        params = PostprocessParams()
-    value_range = None if per_bscan(info.normalisation) else intensity_range(volume, info.normalisation)
+    spec = info.normalisation
+    value_range = None if per_bscan(spec) else intensity_range(volume, spec)
     if value_range is not None and not np.all(np.isfinite(value_range)):
         raise SkinsegInputError(_NAN.format(source=source))
+    params = PostprocessParams() if postprocess is True else postprocess or None
+    out = _Outputs(volume.shape, info.class_table.values, probabilities, uncertainty)
+    tile, divisor = inference_tile(info), size_divisor(info)
     n, depth, width = volume.shape
-    values = np.array(info.class_table.values)
-    labels = np.zeros((n, depth, width), np.uint8)
-    probs = np.zeros((len(values), n, depth, width), np.float16) if probabilities else None
-    entropy = np.zeros((n, depth, width), np.float16) if uncertainty else None
-    tile, divisor = _tile(info), _size_divisor(info)
-    constant = 0
     yield 0, n, f"{source}: {name} on {dev.type}, {n} B-scan(s)"
-    with cpu_threads(dev):
-        start = 0
+    # each batch is post-processed (numpy) in `worker` while the next one runs through the
+    # network; at most one batch waits, so memory holds two batches' logits at most
+    with cpu_threads(dev), ThreadPoolExecutor(max_workers=1) as worker:
+        start, pending = 0, None
         while start < n:
             stop = min(start + batch_size, n)
-            x, flat = _batch(volume, start, stop, neighbours, info.normalisation, value_range, source)
+            x, flat = _batch(volume, start, stop, neighbours, spec, value_range, source)
             try:
-                log_p = _predict(network, x, tile, divisor, dev) if not flat.all() else None
+                scores = None if flat.all() else logits(network, x, tile, divisor, dev)
             except RuntimeError as e:
                 if not is_out_of_memory(e):
                     raise
@@ -190,36 +191,96 @@ def iter_segment(
                         "B-scan. Close other programs using the GPU, or choose device 'cpu'."
                     ) from e
                 batch_size //= 2
-                messages.append(f"{dev.type} ran out of memory: batch size lowered to {batch_size}.")
+                messages.append(f"{dev.type} ran out of memory: batch size now {batch_size}.")
                 continue
-            if log_p is not None and log_p.shape[1] != len(values):
+            if scores is not None and scores.shape[1] != len(out.values):
                 raise SkinsegInputError(
-                    f"model {name!r}: the network gives {log_p.shape[1]} output channels but its "
-                    f"file lists {len(values)} classes; the model file is inconsistent."
+                    f"model {name!r}: the network gives {scores.shape[1]} output channels but "
+                    f"its file lists {len(out.values)} classes; the model file is inconsistent."
                 )
-            constant += int(flat.sum())
-            _store(log_p, flat, values, start, labels, probs, entropy, sizes[-2], params)
+            if pending is not None:
+                pending.result()
+            pending = worker.submit(out.store, start, scores, flat, sizes[-2], params)
             start = stop
             yield stop, n, f"segmented B-scan {stop} of {n}"
-    if constant:
-        note = f"{source}: {constant} of {n} B-scan(s) are constant (one value): labelled air."
+        if pending is not None:
+            pending.result()
+    if out.constant:
+        note = f"{source}: {out.constant} of {n} B-scan(s) are constant (one value): air."
         messages.append(note)
-        if constant == n:
+        if out.constant == n:
             warnings.warn(note, stacklevel=2)
-    if squeeze:
-        labels, probs = labels[0], None if probs is None else probs[:, 0]
-        entropy = None if entropy is None else entropy[0]
-    return SegmentationResult(labels, probs, entropy, dev.type, batch_size, sizes, name, tuple(messages))
+    labels, probs, entropy = out.arrays(squeeze)
+    return SegmentationResult(
+        labels, probs, entropy, dev.type, batch_size, sizes, name, tuple(messages)
+    )
 
 
-_NAN = "{source}: the image holds NaN or infinite values; replace them (e.g. by 0) before segmenting."
+_NAN = (
+    "{source}: the image holds NaN or infinite values; replace them (e.g. by 0) before segmenting."
+)
+
+
+class _Outputs:
+    """The result arrays, preallocated and filled batch by batch."""
+
+    def __init__(
+        self, shape: tuple[int, ...], values: list[int], probabilities: bool, uncertainty: bool
+    ) -> None:
+        self.values = np.array(values)
+        self.labels = np.zeros(shape, np.uint8)
+        self.probs = np.zeros((len(values), *shape), np.float16) if probabilities else None
+        self.entropy = np.zeros(shape, np.float16) if uncertainty else None
+        self.constant = 0
+
+    def store(
+        self, start: int, scores: torch.Tensor | None, flat: np.ndarray, axial_um: float,
+        params: PostprocessParams | None,
+    ) -> None:
+        """Write one batch from the network's logits (constant B-scans: air, certain)."""
+        stop = start + len(flat)
+        if scores is not None:
+            s = scores.numpy()
+            if params is None:
+                self.labels[start:stop] = self.values[s.argmax(axis=1)]
+            else:  # per-pixel constants do not matter: logits serve as log-probabilities
+                self.labels[start:stop] = postprocess_probabilities(
+                    s.transpose(1, 0, 2, 3), axial_um=axial_um, values=self.values, params=params,
+                    log=True,
+                )
+            if self.probs is not None or self.entropy is not None:
+                log_p = torch.log_softmax(scores, dim=1)
+                p = log_p.exp()
+                if self.probs is not None:
+                    self.probs[:, start:stop] = p.numpy().transpose(1, 0, 2, 3)
+                if self.entropy is not None:
+                    h = -(p * log_p).sum(dim=1) / math.log(len(self.values))
+                    self.entropy[start:stop] = h.clamp_(0.0, 1.0).numpy()
+        if flat.any():
+            where = start + np.flatnonzero(flat)
+            self.labels[where] = 0
+            if self.probs is not None:
+                self.probs[:, where] = 0
+                self.probs[int(np.flatnonzero(self.values == 0)[0]), where] = 1
+            if self.entropy is not None:
+                self.entropy[where] = 0
+        self.constant += int(flat.sum())
+
+    def arrays(self, squeeze: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Labels, probabilities, entropy; without the B-scan axis for a 2-D image."""
+        if not squeeze:
+            return self.labels, self.probs, self.entropy
+        probs = None if self.probs is None else self.probs[:, 0]
+        return self.labels[0], probs, None if self.entropy is None else self.entropy[0]
 
 
 def _classical(image: Any, pixel_size_um: Any, batch_size: int, extras: bool) -> Generator:
     """The classical method behind the same interface (labels only)."""
     from skinseg.segment.classical import iter_segment_classical
 
-    result = yield from iter_segment_classical(image, pixel_size_um=pixel_size_um, batch_size=batch_size)
+    result = yield from iter_segment_classical(
+        image, pixel_size_um=pixel_size_um, batch_size=batch_size
+    )
     messages = ("the classical method gives no probabilities or uncertainty.",) if extras else ()
     return SegmentationResult(
         result.labels, None, None, "cpu", batch_size, result.pixel_size_um, "classical", messages
@@ -227,7 +288,7 @@ def _classical(image: Any, pixel_size_um: Any, batch_size: int, extras: bool) ->
 
 
 def _prepare(image: Any, pixel_size_um: Any) -> tuple[Any, bool, Any, str]:
-    """3-D volume, whether it was 2-D, the pixel size given (or None) and a name for messages."""
+    """3-D volume, whether it was 2-D, the pixel size given (or None), a name for messages."""
     source = "image"
     if isinstance(image, ImageData):
         source = image.source or source
@@ -253,29 +314,35 @@ def _prepare(image: Any, pixel_size_um: Any) -> tuple[Any, bool, Any, str]:
             "(n_bscans, depth, width); select a 2-D or 3-D grey-scale OCT image."
         )
     if np.dtype(image.dtype).kind not in "uif":
-        raise SkinsegInputError(f"{source}: data type {image.dtype} is not a grey-scale intensity image.")
-    return (image[None] if len(shape) == 2 else image), len(shape) == 2, pixel_size_um, source
+        raise SkinsegInputError(
+            f"{source}: data type {image.dtype} is not a grey-scale intensity image."
+        )
+    volume = image[None] if len(shape) == 2 else image
+    return volume, len(shape) == 2, pixel_size_um, source
 
 
-def _pixel_sizes(given: Any, info: ModelInfo, ndim: int, source: str, messages: list[str]) -> tuple[float, ...]:
+def _pixel_sizes(
+    given: Any, info: ModelInfo, ndim: int, source: str, messages: list[str]
+) -> tuple[float, ...]:
     """Pixel size per spatial axis: as given, else the model's training size, else 1 µm."""
+    trained = None
+    if info.pixel_size_um is not None:
+        trained = tuple(float(s) for s in info.pixel_size_um[-2:])
     if given is None:
-        trained = info.pixel_size_um
         if trained is None:
             warnings.warn(f"{source}: pixel size unknown; using 1.0 µm per pixel.", stacklevel=4)
             return (1.0,) * ndim
-        axial, lateral = (float(s) for s in trained[-2:])
-        messages.append(f"{source}: pixel size unknown; assumed the model's {axial} × {lateral} µm.")
-        return (axial, lateral) if ndim == 2 else (lateral, axial, lateral)  # B-scan spacing: a guess
-    sizes = np.broadcast_to(np.asarray(given, float), (ndim,)) if np.ndim(given) == 0 else np.asarray(given, float)
+        messages.append(f"{source}: pixel size unknown; assumed the model's {trained} µm.")
+        return trained if ndim == 2 else (trained[1], *trained)  # B-scan spacing: a guess
+    sizes = np.asarray(given, float)
+    sizes = np.broadcast_to(sizes, (ndim,)) if sizes.ndim == 0 else sizes
     if sizes.shape != (ndim,) or not np.all(np.isfinite(sizes) & (sizes > 0)):
         raise SkinsegInputError(
-            f"{source}: pixel_size_um must be one positive number or {ndim} (one per axis), got {given!r}"
+            f"{source}: pixel_size_um must be one positive number or {ndim} (one per axis), "
+            f"got {given!r}"
         )
     sizes = tuple(float(s) for s in sizes)
-    trained = info.pixel_size_um
     if trained is not None:
-        trained = tuple(float(s) for s in trained[-2:])
         ratio = np.asarray(sizes[-2:]) / np.asarray(trained)
         if np.any(np.maximum(ratio, 1 / ratio) > _PIXEL_SIZE_TOLERANCE):
             messages.append(
@@ -285,30 +352,28 @@ def _pixel_sizes(given: Any, info: ModelInfo, ndim: int, source: str, messages: 
     return sizes
 
 
-def _load(model: ModelEntry | tuple[torch.nn.Module, ModelInfo], dev: torch.device) -> tuple[torch.nn.Module, ModelInfo, str]:
-    """The network on ``dev`` for inference (a copy when the caller gave one), its header, a name."""
+def _load(
+    model: ModelEntry | tuple[torch.nn.Module, ModelInfo], dev: torch.device
+) -> tuple[torch.nn.Module, ModelInfo, str]:
+    """The network ready on ``dev`` (a copy when the caller gave one), its header, a name."""
     if isinstance(model, tuple):
-        network, info = copy.deepcopy(model[0]), model[1]
-        name = info.name
+        (network, info), name = (copy.deepcopy(model[0]), model[1]), model[1].name
     else:
         (network, info), name = load_model(model.path), model.name
-    return network.to(dev, memory_format=_memory_format(dev)).eval(), info, name
-
-
-def _memory_format(dev: torch.device) -> torch.memory_format:
-    """Channels-last convolutions run 1.3–1.8× faster on CPUs (oneDNN) and tensor-core GPUs."""
-    return torch.channels_last if dev.type in ("cpu", "cuda") else torch.contiguous_format
+    return for_inference(network, dev), info, name
 
 
 def _check_model(info: ModelInfo, name: str, source: str) -> int:
     """Check the model suits OCT layers; return its neighbours per side."""
     if info.task != _TASK:
-        raise SkinsegInputError(f"model {name!r} is for '{info.task}', not OCT layers; choose an OCT layer model.")
-    oct_classes = set(OCT_CLASSES.classes)
-    if not set(info.class_table.classes) <= oct_classes or 0 not in info.class_table.values:
         raise SkinsegInputError(
-            f"model {name!r} predicts the classes {info.class_table.names} of table "
-            f"'{info.class_table.name}', not the OCT layer classes {OCT_CLASSES.names}; "
+            f"model {name!r} is for '{info.task}', not OCT layers; choose an OCT layer model."
+        )
+    table = info.class_table
+    if not set(table.classes) <= set(OCT_CLASSES.classes) or 0 not in table.values:
+        raise SkinsegInputError(
+            f"model {name!r} predicts the classes {table.names} of table '{table.name}', "
+            f"not the OCT layer classes {OCT_CLASSES.names}; "
             "choose a model trained on OCT layer labels."
         )
     neighbours = int(info.input.get("neighbours", 0))
@@ -321,27 +386,10 @@ def _check_model(info: ModelInfo, name: str, source: str) -> int:
     return neighbours
 
 
-def _size_divisor(info: ModelInfo) -> int:
-    """Image sizes the network accepts are multiples of this."""
-    if "size_divisor" in info.input:
-        return int(info.input["size_divisor"])
-    if "strides" in info.arguments:
-        return math.prod(int(s) for s in info.arguments["strides"])
-    return _SIZE_DIVISOR.get(info.architecture, 32)
-
-
-def _tile(info: ModelInfo) -> tuple[int, int] | None:
-    """The model's tile, rounded down to the size divisor; None: run B-scans whole."""
-    if info.tile is None:
-        return None
-    d = _size_divisor(info)
-    return tuple(max(d, int(t) // d * d) for t in info.tile)
-
-
 def _batch(
     volume: Any, start: int, stop: int, neighbours: int, spec: dict, value_range: Any, source: str
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Network input ``(n, channels, depth, width)`` for B-scans ``start:stop`` and which are constant."""
+    """Network input ``(n, channels, depth, width)`` for B-scans ``start:stop``; constant ones."""
     index = neighbour_indices(np.arange(start, stop), volume.shape[0], neighbours)
     first, last = int(index.min()), int(index.max()) + 1
     raw = np.asarray(volume[first:last])
@@ -349,61 +397,4 @@ def _batch(
         raise SkinsegInputError(_NAN.format(source=source) + f" (B-scans {first}–{last - 1})")
     centre = raw[start - first : stop - first]
     flat = centre.min(axis=(1, 2)) == centre.max(axis=(1, 2))
-    x = normalise(raw, spec, value_range)[index - first]
-    return torch.from_numpy(x), flat
-
-
-def _predict(
-    network: torch.nn.Module, x: torch.Tensor, tile: tuple[int, int] | None, divisor: int, dev: torch.device
-) -> torch.Tensor:
-    """Log-probabilities ``(n, classes, depth, width)`` float32 on the CPU."""
-    depth, width = x.shape[-2:]
-    x = x.to(dev, memory_format=_memory_format(dev))
-    with torch.inference_mode(), autocast(dev):
-        if tile is None or (depth <= tile[0] and width <= tile[1]):
-            pad = ((-width) % divisor, (-depth) % divisor)
-            padded = F.pad(x, (0, pad[0], 0, pad[1]), mode="replicate") if any(pad) else x
-            logits = network(padded)[..., :depth, :width]
-        else:
-            logits = sliding_window_inference(
-                x, tile, x.shape[0], network, overlap=_OVERLAP, mode="gaussian", padding_mode="replicate"
-            )
-        return torch.log_softmax(logits.float(), dim=1).cpu().contiguous()
-
-
-def _store(
-    log_p: torch.Tensor | None,
-    flat: np.ndarray,
-    values: np.ndarray,
-    start: int,
-    labels: np.ndarray,
-    probs: np.ndarray | None,
-    entropy: np.ndarray | None,
-    axial_um: float,
-    params: PostprocessParams | None,
-) -> None:
-    """Write one batch of results into the outputs (constant B-scans: air, certain)."""
-    stop = start + len(flat)
-    if log_p is not None:
-        lp = log_p.numpy()
-        if params is not None:
-            labels[start:stop] = postprocess_probabilities(
-                lp.transpose(1, 0, 2, 3), axial_um=axial_um, values=values, params=params, log=True
-            )
-        else:
-            labels[start:stop] = values[lp.argmax(axis=1)]
-        if probs is not None or entropy is not None:
-            p = log_p.exp()
-            if probs is not None:
-                probs[:, start:stop] = p.numpy().transpose(1, 0, 2, 3)
-            if entropy is not None:
-                h = -(p * log_p).sum(dim=1) / math.log(len(values))
-                entropy[start:stop] = h.clamp_(0.0, 1.0).numpy()
-    if flat.any():
-        where = start + np.flatnonzero(flat)
-        labels[where] = 0
-        if probs is not None:
-            probs[:, where] = 0
-            probs[int(np.flatnonzero(values == 0)[0]), where] = 1
-        if entropy is not None:
-            entropy[where] = 0
+    return torch.from_numpy(normalise(raw, spec, value_range)[index - first]), flat

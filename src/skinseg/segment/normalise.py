@@ -37,12 +37,18 @@ def _check(spec: Mapping[str, Any]) -> str:
     return kind
 
 
+def _percentiles(spec: Mapping[str, Any]) -> list[float]:
+    return [float(spec.get("low", 1.0)), float(spec.get("high", 99.5))]
+
+
 def per_bscan(spec: Mapping[str, Any]) -> bool:
     """Whether ``spec`` takes its range from each B-scan rather than the tomogram."""
     return _check(spec) == "percentile" and spec.get("scope", "volume") == "bscan"
 
 
-def intensity_range(image: Any, spec: Mapping[str, Any], *, max_bscans: int = 16) -> tuple[float, float]:
+def intensity_range(
+    image: Any, spec: Mapping[str, Any], *, max_bscans: int = 16
+) -> tuple[float, float]:
     """Raw values that ``spec`` maps to 0 and 1 for a whole B-scan or tomogram.
 
     Parameters
@@ -67,7 +73,7 @@ def intensity_range(image: Any, spec: Mapping[str, Any], *, max_bscans: int = 16
         sample = np.stack([np.asarray(image[int(i)], dtype=np.float32) for i in picks])
     else:
         sample = np.asarray(image, dtype=np.float32)
-    low, high = np.percentile(sample, [float(spec.get("low", 1.0)), float(spec.get("high", 99.5))])
+    low, high = np.percentile(sample, _percentiles(spec))
     if high <= low:  # mostly constant: fall back to the full range of the sample
         low, high = sample.min(), sample.max()
     return float(low), float(high)
@@ -96,7 +102,7 @@ def normalise(
     """
     x = np.array(data, dtype=np.float32)  # always a copy: scaled in place below
     if per_bscan(spec):
-        q = np.percentile(x, [float(spec.get("low", 1.0)), float(spec.get("high", 99.5))], axis=(-2, -1))
+        q = np.percentile(x, _percentiles(spec), axis=(-2, -1))
         low, high = q[0][..., None, None], q[1][..., None, None]
     else:
         low, high = value_range if value_range is not None else intensity_range(x, spec)

@@ -9,7 +9,9 @@ island fragments, gaps in dark regions):
 1. **Monotone labelling.** Per A-scan, the labelling with classes non-decreasing
    downwards that maximises the summed log-probability (dynamic programming over
    (row, class), vectorised over columns). One pass removes vertical islands, a DEJ
-   predicted twice, and classes out of order.
+   predicted twice, and classes out of order. The programme runs only where needed: on
+   A-scans whose per-pixel argmax is out of order, and between the first row that is not
+   argmax-first-class and the last that is not argmax-last-class.
 2. **Small islands.** Connected regions (per B-scan, 8-connected) of one class smaller
    than ``min_island_px`` pixels are forbidden to that class and their A-scans labelled
    again. Background is left alone, and so is the DEJ: a thin band breaks into short
@@ -44,6 +46,7 @@ _FORBIDDEN = np.float32(-1e4)
 _ISLAND_ROUNDS = 2
 _LABELS_CHUNK = 8
 _CONTEXT_PX = 15
+_GATHER_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,8 @@ class PostprocessParams:
     label_confidence: float = 0.9
 
     def __post_init__(self) -> None:
-        if not (self.max_dej_um > 0 and self.min_island_px >= 0 and 0.5 < self.label_confidence < 1):
+        valid = self.max_dej_um > 0 and self.min_island_px >= 0
+        if not (valid and 0.5 < self.label_confidence < 1):
             raise ValueError(
                 f"invalid post-processing settings {self}: max_dej_um > 0, min_island_px >= 0, "
                 "label_confidence in (0.5, 1)."
@@ -105,6 +109,49 @@ def monotone_path(scores: np.ndarray) -> np.ndarray:
     for r in range(depth - 1, 0, -1):
         path[:, r - 1] = current = came_from[r, current, scan, column]
     return path.reshape(*lead, depth, width)
+
+
+def _best_paths(scores: np.ndarray) -> np.ndarray:
+    """:func:`monotone_path` of ``(n_classes, n, depth, width)``, solved only where needed.
+
+    Where the per-pixel argmax is already in order down an A-scan it is the best ordered
+    labelling too (it is the best of all labellings); the dynamic programme runs on the
+    other A-scans, or on all when they are many (gathering them costs more than it saves).
+    """
+    path = scores.argmax(axis=0).astype(np.int8)
+    out_of_order = (np.diff(path, axis=-2) < 0).any(axis=-2)
+    if out_of_order.mean() > _GATHER_FRACTION:
+        return _solve(scores, path)
+    scan, column = np.nonzero(out_of_order)
+    if len(scan):
+        path[scan, :, column] = _solve_ascans(scores, scan, column)
+    return path
+
+
+def _solve_ascans(scores: np.ndarray, scan: np.ndarray, column: np.ndarray) -> np.ndarray:
+    """Best ordered labelling of the A-scans ``(scan[i], column[i])``: ``(k, depth)``."""
+    side_by_side = np.ascontiguousarray(scores[:, scan, :, column].transpose(1, 2, 0))  # C, D, k
+    side_by_side = side_by_side[:, None]
+    return _solve(side_by_side, side_by_side.argmax(axis=0).astype(np.int8))[0].T
+
+
+def _solve(scores: np.ndarray, argmax: np.ndarray) -> np.ndarray:
+    """:func:`monotone_path` of ``(n_classes, n, depth, width)`` given its per-pixel argmax.
+
+    Rows above the first that is not argmax-first-class anywhere take the first class in
+    the best ordered labelling (it precedes every class, so the argmax costs nothing), and
+    rows below the last that is not argmax-last-class anywhere take the last class: the
+    dynamic programme runs on the rows between (often a small part of a B-scan).
+    """
+    not_first = np.flatnonzero((argmax != 0).any(axis=(0, 2)))
+    not_last = np.flatnonzero((argmax != len(scores) - 1).any(axis=(0, 2)))
+    top = not_first[0] if len(not_first) else argmax.shape[1]
+    bottom = not_last[-1] + 1 if len(not_last) else 0
+    path = np.zeros(argmax.shape, np.int8)
+    path[:, max(bottom, top) :] = len(scores) - 1
+    if bottom > top:
+        path[:, top:bottom] = monotone_path(scores[:, :, top:bottom])
+    return path
 
 
 def _starts(path: np.ndarray, n_classes: int) -> np.ndarray:
@@ -149,15 +196,16 @@ def _remove_islands(scores: np.ndarray, starts: np.ndarray, min_px: int, keep: l
             cls, scan, column = np.nonzero(small)
             if not len(cls):
                 break
-            top, length = starts[cls, scan, column], starts[cls + 1, scan, column] - starts[cls, scan, column]
+            top = starts[cls, scan, column]
+            length = starts[cls + 1, scan, column] - top
             offset = np.arange(length.sum()) - np.repeat(np.cumsum(length) - length, length)
             pixels = tuple(np.repeat(a, length) for a in (cls, scan)) + (
                 np.repeat(top, length) + offset, np.repeat(column, length))
             changed.append((pixels, scores[pixels]))
             scores[pixels] = _FORBIDDEN
             scan, column = np.unique(np.stack([scan, column]), axis=1)
-            path = monotone_path(scores[:, scan, :, column].transpose(1, 0, 2)[..., None])  # (k, depth, 1)
-            starts[:, scan, column] = _starts(path, scores.shape[0])[..., 0]
+            path = _solve_ascans(scores, scan, column)[..., None]  # (k, depth, 1)
+            starts[:, scan, column] = _starts(path, len(scores))[..., 0]
     finally:
         for pixels, saved in reversed(changed):
             scores[pixels] = saved
@@ -173,7 +221,9 @@ def _fill_gaps(dej: np.ndarray, has_tissue: np.ndarray) -> None:
             row[gap] = np.interp(columns[gap], columns[found], row[found])
 
 
-def _redraw_dej(starts: np.ndarray, epidermis: int, band: int | None, dermis: int, max_px: float) -> None:
+def _redraw_dej(
+    starts: np.ndarray, epidermis: int, band: int | None, dermis: int, max_px: float
+) -> None:
     """Move the band and dermis starts (in place) around one DEJ per A-scan (module docstring)."""
     depth = starts[-1]
     top_of_dermis = np.where(starts[dermis] < depth, starts[dermis], np.nan)
@@ -181,9 +231,10 @@ def _redraw_dej(starts: np.ndarray, epidermis: int, band: int | None, dermis: in
     if band is not None:
         thickness = (starts[band + 1] - starts[band]).astype(float)
         dej = np.where(thickness > 0, starts[band] + thickness / 2, top_of_dermis)
-        with np.errstate(invalid="ignore"):  # B-scans without a band: NaN mean, the maximum
-            mean = np.nanmean(np.where(thickness > 0, thickness, np.nan), axis=-1, keepdims=True)
-        half = np.clip(np.nan_to_num(mean, nan=max_px), 1.0, max(max_px, 1.0)) / 2
+        count = np.count_nonzero(thickness, axis=-1)[:, None]
+        mean = thickness.sum(axis=-1, keepdims=True) / np.maximum(count, 1)
+        mean = np.where(count > 0, mean, max_px)
+        half = np.clip(mean, 1.0, max(max_px, 1.0)) / 2  # B-scans without a band: the maximum
     _fill_gaps(dej, starts[epidermis] < depth)
     found = ~np.isnan(dej)
     band_top = np.clip(np.ceil(dej - half - 0.5), starts[epidermis], depth)
@@ -198,7 +249,8 @@ def _labels(starts: np.ndarray, values: np.ndarray) -> np.ndarray:
     rows = np.arange(starts[-1, 0, 0])[None, :, None]
     labels = np.full((starts.shape[1], rows.shape[1], starts.shape[2]), values[0], np.uint8)
     for c in range(1, len(values)):
-        labels += (rows >= starts[c][:, None, :]).astype(np.uint8) * np.uint8(values[c] - values[c - 1])
+        step = np.uint8(values[c] - values[c - 1])
+        labels += (rows >= starts[c][:, None, :]).astype(np.uint8) * step
     return labels
 
 
@@ -224,7 +276,8 @@ def postprocess_probabilities(
     params
         :class:`PostprocessParams`.
     log
-        ``probabilities`` are log-probabilities already (e.g. ``log_softmax``).
+        ``probabilities`` are log-probabilities already, or a network's logits: adding a
+        constant to all classes of a pixel changes nothing.
 
     Returns
     -------
@@ -243,13 +296,14 @@ def postprocess_probabilities(
         scores = p if p.dtype == np.float32 and p.flags.writeable else p.astype(np.float32)
     else:
         scores = np.log(np.maximum(p, _LOG_FLOOR, dtype=np.float32))
-    starts = _starts(monotone_path(scores), len(values))
+    starts = _starts(_best_paths(scores), len(values))
     index = {int(v): i for i, v in enumerate(values)}
     if params.min_island_px > 0:
         keep = [index[v] for v in (_BACKGROUND, _DEJ) if v in index]
         _remove_islands(scores, starts, params.min_island_px, keep)
     if _EPIDERMIS in index and _DERMIS in index:
-        _redraw_dej(starts, index[_EPIDERMIS], index.get(_DEJ), index[_DERMIS], params.max_dej_um / axial_um)
+        max_px = params.max_dej_um / axial_um
+        _redraw_dej(starts, index[_EPIDERMIS], index.get(_DEJ), index[_DERMIS], max_px)
     return _labels(starts, values).reshape(*lead, depth, width)
 
 
@@ -272,5 +326,7 @@ def postprocess_labels(
         one_hot = (stack[None, start : start + _LABELS_CHUNK] == values).astype(np.float32)
         around = uniform_filter1d(one_hot, _CONTEXT_PX, axis=-1, mode="nearest")
         p = params.label_confidence * one_hot + (1.0 - params.label_confidence) * around
-        out[start : start + _LABELS_CHUNK] = postprocess_probabilities(p, axial_um=axial_um, params=params)
+        out[start : start + _LABELS_CHUNK] = postprocess_probabilities(
+            p, axial_um=axial_um, params=params
+        )
     return out.reshape(labels.shape)
