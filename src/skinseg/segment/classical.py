@@ -35,8 +35,8 @@ from scipy import ndimage as ndi
 
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
-from skinseg.io.image_data import ImageData
 from skinseg.progress import ProgressGenerator, run
+from skinseg.segment._input import checked_pixel_sizes, oct_volume
 from skinseg.segment._paths import flatten_under, level_crossing, min_cost_paths, window_means
 
 __all__ = ["ClassicalParams", "ClassicalResult", "iter_segment_classical", "segment_classical"]
@@ -197,7 +197,8 @@ def iter_segment_classical(
     Closing the generator stops the work after the current batch.
     """
     params = params or ClassicalParams()
-    volume, squeeze, sizes, source = _prepare(image, pixel_size_um)
+    volume, squeeze, given, source = oct_volume(image, pixel_size_um, min_depth=_MIN_DEPTH_PX)
+    sizes = _pixel_sizes(given, len(volume.shape) - squeeze, source)
     if batch_size < 1:
         raise SkinsegInputError(f"{source}: batch_size must be >= 1, got {batch_size}")
     n_bscans, depth, width = volume.shape
@@ -222,43 +223,6 @@ def iter_segment_classical(
     return ClassicalResult(labels, surface, dej, sizes[-labels.ndim :])
 
 
-def _prepare(image: Any, pixel_size_um: Any) -> tuple[Any, bool, tuple[float, ...], str]:
-    """Validated 3-D volume, whether it was 2-D, pixel sizes (µm) and a name for messages."""
-    source = "image"
-    if isinstance(image, ImageData):
-        source = image.source or source
-        if image.rgb:
-            raise SkinsegInputError(
-                f"{source}: an RGB image cannot be an OCT B-scan; open the grey-scale OCT data."
-            )
-        if pixel_size_um is None:
-            pixel_size_um = image.pixel_size_um
-        image = image.data
-    shape = tuple(getattr(image, "shape", np.shape(image)))
-    if len(shape) == 3 and shape[-1] in (3, 4):
-        raise SkinsegInputError(
-            f"{source}: shape {shape} looks like an RGB(A) image; the classical OCT method "
-            "needs a grey-scale B-scan (depth, width) or tomogram (n_bscans, depth, width)."
-        )
-    if len(shape) not in (2, 3):
-        raise SkinsegInputError(
-            f"{source}: shape {shape} is not a B-scan (depth, width) or a tomogram "
-            "(n_bscans, depth, width); select a 2-D or 3-D OCT image."
-        )
-    if shape[-2] < _MIN_DEPTH_PX or shape[-1] < 2 or 0 in shape:
-        raise SkinsegInputError(
-            f"{source}: shape {shape} is too small; a B-scan needs at least "
-            f"{_MIN_DEPTH_PX} rows of depth and 2 columns."
-        )
-    dtype = np.dtype(getattr(image, "dtype", np.asarray(image).dtype))
-    if dtype.kind not in "uif":
-        raise SkinsegInputError(f"{source}: data type {dtype} is not a grey-scale intensity image.")
-    if not hasattr(image, "shape"):
-        image = np.asarray(image)
-    volume = image[None] if len(shape) == 2 else image
-    return volume, len(shape) == 2, _pixel_sizes(pixel_size_um, len(shape), source), source
-
-
 def _pixel_sizes(value: Any, ndim: int, source: str) -> tuple[float, ...]:
     """Pixel size per spatial axis as a tuple of ``ndim`` positive floats."""
     if value is None:
@@ -268,15 +232,7 @@ def _pixel_sizes(value: Any, ndim: int, source: str) -> tuple[float, ...]:
             stacklevel=4,
         )
         value = 1.0
-    sizes = np.asarray(value, dtype=float)
-    if sizes.ndim == 0:
-        sizes = np.full(ndim, float(sizes))
-    if sizes.shape != (ndim,) or not np.all(np.isfinite(sizes) & (sizes > 0)):
-        raise SkinsegInputError(
-            f"{source}: pixel_size_um must be one positive number or {ndim} (one per spatial "
-            f"axis), got {value!r}"
-        )
-    return tuple(float(s) for s in sizes)
+    return checked_pixel_sizes(value, ndim, source)
 
 
 def _intensity_range(volume: Any, source: str) -> tuple[float, float]:

@@ -31,7 +31,6 @@ import torch
 from skinseg import progress
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
-from skinseg.io.image_data import ImageData
 from skinseg.models.files import ModelInfo, load_model
 from skinseg.models.registry import ModelEntry, resolve_model
 from skinseg.segment._device import (
@@ -44,6 +43,7 @@ from skinseg.segment._device import (
     select_device,
     size_divisor,
 )
+from skinseg.segment._input import checked_pixel_sizes, oct_volume
 from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise, per_bscan
 from skinseg.segment.postprocess import PostprocessParams, postprocess_probabilities
 
@@ -157,7 +157,7 @@ def iter_segment(
         if model.is_classical:
             extras = probabilities or uncertainty
             return (yield from _classical(image, pixel_size_um, batch_size, extras))
-    volume, squeeze, given_sizes, source = _prepare(image, pixel_size_um)
+    volume, squeeze, given_sizes, source = oct_volume(image, pixel_size_um)
     dev = select_device(device)
     network, info, name = _load(model, dev)
     neighbours = _check_model(info, name, source)
@@ -287,40 +287,6 @@ def _classical(image: Any, pixel_size_um: Any, batch_size: int, extras: bool) ->
     )
 
 
-def _prepare(image: Any, pixel_size_um: Any) -> tuple[Any, bool, Any, str]:
-    """3-D volume, whether it was 2-D, the pixel size given (or None), a name for messages."""
-    source = "image"
-    if isinstance(image, ImageData):
-        source = image.source or source
-        if image.rgb:
-            raise SkinsegInputError(
-                f"{source}: an RGB image cannot be segmented into OCT skin layers; open the "
-                "grey-scale OCT B-scan or tomogram."
-            )
-        if pixel_size_um is None and image.pixel_size_known:
-            pixel_size_um = image.pixel_size_um
-        image = image.data
-    if not hasattr(image, "shape"):
-        image = np.asarray(image)
-    shape = tuple(image.shape)
-    if len(shape) == 3 and shape[-1] in (3, 4):
-        raise SkinsegInputError(
-            f"{source}: shape {shape} looks like an RGB(A) image; OCT layer models need a "
-            "grey-scale B-scan (depth, width) or tomogram (n_bscans, depth, width)."
-        )
-    if len(shape) not in (2, 3) or 0 in shape:
-        raise SkinsegInputError(
-            f"{source}: shape {shape} is not a B-scan (depth, width) or a tomogram "
-            "(n_bscans, depth, width); select a 2-D or 3-D grey-scale OCT image."
-        )
-    if np.dtype(image.dtype).kind not in "uif":
-        raise SkinsegInputError(
-            f"{source}: data type {image.dtype} is not a grey-scale intensity image."
-        )
-    volume = image[None] if len(shape) == 2 else image
-    return volume, len(shape) == 2, pixel_size_um, source
-
-
 def _pixel_sizes(
     given: Any, info: ModelInfo, ndim: int, source: str, messages: list[str]
 ) -> tuple[float, ...]:
@@ -334,14 +300,7 @@ def _pixel_sizes(
             return (1.0,) * ndim
         messages.append(f"{source}: pixel size unknown; assumed the model's {trained} µm.")
         return trained if ndim == 2 else (trained[1], *trained)  # B-scan spacing: a guess
-    sizes = np.asarray(given, float)
-    sizes = np.broadcast_to(sizes, (ndim,)) if sizes.ndim == 0 else sizes
-    if sizes.shape != (ndim,) or not np.all(np.isfinite(sizes) & (sizes > 0)):
-        raise SkinsegInputError(
-            f"{source}: pixel_size_um must be one positive number or {ndim} (one per axis), "
-            f"got {given!r}"
-        )
-    sizes = tuple(float(s) for s in sizes)
+    sizes = checked_pixel_sizes(given, ndim, source)
     if trained is not None:
         ratio = np.asarray(sizes[-2:]) / np.asarray(trained)
         if np.any(np.maximum(ratio, 1 / ratio) > _PIXEL_SIZE_TOLERANCE):
