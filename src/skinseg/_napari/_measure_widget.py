@@ -15,7 +15,6 @@ import napari
 from magicgui.widgets import CheckBox, Container, FloatSpinBox, Label, PushButton, Table, create_widget
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
-from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
@@ -35,17 +34,9 @@ RI_NOTE = "1.0: axial pixel size already physical;\n1.4: converts optical path l
 
 
 def _measure_steps(inp: LabelsInput, refractive_index: float, normal_correction: bool):
-    """Progress generator around the (single-step) library measurement.
-
-    Returns ``(measurement, None)``, or ``(None, message)`` on bad input: the widget gets
-    the message with the result (superqt raises a returned exception, and a handler
-    connected to ``errored`` after the worker started could miss it).
-    """
+    """Progress generator around the (single-step) library measurement."""
     yield 0, 1, f"measuring {inp.name}"
-    try:
-        return inp.measure(refractive_index, normal_correction), None
-    except SkinsegInputError as e:
-        return None, str(e)
+    return inp.measure(refractive_index, normal_correction)
 
 
 class MeasureWidget(Container):
@@ -108,8 +99,9 @@ class MeasureWidget(Container):
         self.worker = start_work(
             lambda: _measure_steps(inp, ri, normal),
             description="Measuring epidermis",
-            on_result=lambda result: self._measured(generation, inp, *result),
+            on_result=lambda m: self._measured(generation, inp, m),
             on_finish=lambda: self._finished(generation),
+            on_error=lambda e: self._failed(generation, e),
         )
 
     def _finished(self, generation: int) -> None:
@@ -120,12 +112,12 @@ class MeasureWidget(Container):
         if self.pending and self.session is not None:
             self.apply_pending()  # edits made while the worker was measuring
 
-    def _measured(self, generation: int, inp: LabelsInput, m: EpidermisMeasurement | None, error: str | None) -> None:
-        if generation != self._generation:
-            return
-        if m is None:
+    def _failed(self, generation: int, error: SkinsegInputError) -> None:
+        if generation == self._generation:
             self._status.value = f"⚠ {error}"
-            show_error(error)
+
+    def _measured(self, generation: int, inp: LabelsInput, m: EpidermisMeasurement) -> None:
+        if generation != self._generation:
             return
         old = self.session.inp.layer if self.session is not None else None
         if old is not inp.layer:

@@ -127,6 +127,7 @@ class SegmentWidget(Container):
             on_result=lambda result: self._show(result, image),
             on_step=lambda done, total, message: setattr(self._status, "value", message),
             on_finish=self._finished,
+            on_error=lambda error: setattr(self._status, "value", f"⚠ {error}"),
         )
 
     def cancel(self) -> None:

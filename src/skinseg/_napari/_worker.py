@@ -33,12 +33,14 @@ def start_work(
     on_result: Callable[[Any], None],
     on_step: Callable[[int, int, str], None] | None = None,
     on_finish: Callable[[], None] | None = None,
+    on_error: Callable[[SkinsegInputError], None] | None = None,
 ) -> GeneratorWorker:
     """Start ``gen_factory()`` (a progress generator) in a worker and wire it to the GUI.
 
     ``on_result`` runs in the GUI thread with the generator's return value; a
-    :class:`SkinsegInputError` is shown as an error notification; ``on_finish`` runs in
-    every case (done, cancelled or failed). Cancel with ``worker.quit()``.
+    :class:`SkinsegInputError` is shown as an error notification and passed to
+    ``on_error`` (e.g. for the widget's status line); ``on_finish`` runs in every case
+    (done, cancelled or failed). Cancel with ``worker.quit()``.
     """
     bar = progress(total=0, desc=description)
 
@@ -58,6 +60,8 @@ def start_work(
     def failed(error: Exception) -> None:
         if isinstance(error, SkinsegInputError):  # bad input: one clear line, no traceback
             show_error(str(error))
+            if on_error is not None:
+                on_error(error)
         else:
             notification_manager.receive_error(type(error), error, error.__traceback__)
 
