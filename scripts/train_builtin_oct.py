@@ -4,6 +4,7 @@ Run from the repository root (about 20 minutes on a 2-core CPU)::
 
     python scripts/train_builtin_oct.py [-o src/skinseg/models/builtin/oct_layers.safetensors]
         [--epochs 40] [--steps 20] [--threads 1] [--volumes 64] [--evaluate-only] [--real]
+        [--architecture unet16|unet8] [--class-weights none|seed|frequency]
 
 Only phantoms (:func:`skinseg.synth.oct.oct_phantom`) are used: ../shared/data may not
 be redistributed, so no shipped weights come from it. Each phantom draws its pixel size,
@@ -31,7 +32,9 @@ import torch
 
 from skinseg.classes import OCT_CLASSES
 from skinseg.measure.boundaries import dej_depth, surface_depth
-from skinseg.measure.metrics import boundary_mae, dice, dice_per_class, thickness_correlation
+from skinseg.measure.metrics import (
+    boundary_mae, dice, dice_per_class, runs_per_column, thickness_correlation,
+)
 from skinseg.models.files import load_model, save_model
 from skinseg.progress import run
 from skinseg.segment.engine import segment
@@ -45,8 +48,13 @@ TRAIN_SEED, VAL_SEED, TEST_SEED = 1000, 5000, 9000
 SHAPE = (3, 512, 384)  # B-scans per phantom volume, depth, width
 TEST_SHAPE = (2, 512, 512)
 BSCAN_PITCH_UM = 60.0  # B-scans of one volume this far apart: alike but not twins
+EPIDERMIS, DEJ, DERMIS = (OCT_CLASSES.value_of(n) for n in ("epidermis", "DEJ", "dermis"))
 KINDS = [(False, False), (True, True), (True, False), (False, True)]  # (glass, gel)
-ARCHITECTURE = {"spatial_dims": 2, "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 2}
+ARCHITECTURES = {  # MONAI UNet arguments; benchmarks/bench_segment.py times both
+    "unet16": {"spatial_dims": 2, "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 2},
+    "unet8": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
+              "num_res_units": 1, "norm": "batch"},
+}
 
 
 def random_phantom(seed: int, shape: tuple[int, int, int]):
@@ -104,17 +112,36 @@ def predict(net: torch.nn.Module, info, image: np.ndarray, pixel_size_um) -> tup
                  for post in (False, True))
 
 
+def split_dej(labels: np.ndarray, dej: np.ndarray) -> np.ndarray:
+    """Labels with the DEJ band given to the epidermis above ``dej`` and to the dermis below.
+
+    The band is 1 to 3 px thick, so its own Dice measures sub-pixel position (the true band
+    moved by 0.5 px scores 0.76, by 1 px 0.52), which the DEJ error already reports. Split
+    at the DEJ, the epidermis and dermis Dice score the layers a user measures.
+    """
+    centres = np.arange(labels.shape[-2], dtype=np.float32)[:, None] + 0.5
+    below = centres >= dej[..., None, :]
+    return np.where(labels == DEJ, np.where(below, DERMIS, EPIDERMIS), labels).astype(labels.dtype)
+
+
+def _pooled_dice(preds: list[np.ndarray], truths: list[np.ndarray]) -> dict[str, float]:
+    """Dice per class present in the truth, pooled over all images."""
+    pred = np.concatenate([q.reshape(-1, q.shape[-1]) for q in preds])
+    truth = np.concatenate([t.reshape(-1, t.shape[-1]) for t in truths])
+    present = [int(c) for c in np.unique(truth) if c != 0]
+    return {OCT_CLASSES.name_of(c): round(v, 4) for c, v in dice_per_class(pred, truth, present).items()}
+
+
 def phantom_figures(net, info, phantoms) -> dict:
-    """Dice per class present (pooled), surface and DEJ MAE (px) vs the sub-pixel truth."""
+    """Dice per class present (pooled), also with the DEJ band split at the DEJ
+    (``layer_dice``), and surface and DEJ MAE (px) vs the sub-pixel truth."""
+    both = [predict(net, info, p.image, p.pixel_size_um) for p in phantoms]
     out = {}
-    for kind in ("raw", "postprocessed"):
-        preds = [predict(net, info, p.image, p.pixel_size_um)[kind == "postprocessed"] for p in phantoms]
-        pred = np.concatenate([q.reshape(-1, q.shape[-1]) for q in preds])
-        truth = np.concatenate([p.labels.reshape(-1, p.labels.shape[-1]) for p in phantoms])
-        present = [int(c) for c in np.unique(truth) if c != 0]
-        scores = dice_per_class(pred, truth, present)
+    for kind, preds in zip(("raw", "postprocessed"), zip(*both)):
         out[kind] = {
-            "dice": {OCT_CLASSES.name_of(c): round(v, 4) for c, v in scores.items()},
+            "dice": _pooled_dice(preds, [p.labels for p in phantoms]),
+            "layer_dice": _pooled_dice([split_dej(q, dej_depth(q)) for q in preds],
+                                       [split_dej(p.labels, p.dej_depth) for p in phantoms]),
             "surface_mae_px": round(float(np.mean([boundary_mae(surface_depth(q), p.surface_depth)
                                                    for q, p in zip(preds, phantoms)])), 3),
             "dej_mae_px": round(float(np.mean([boundary_mae(dej_depth(q), p.dej_depth)
@@ -144,8 +171,10 @@ def real_figures(net, info) -> None:
                           thickness_correlation(surf[i], dej[i], t_surface[i], t_dej[i])]
                          for i in range(len(paths))])
         m = np.nanmean(rows, axis=0)
+        twice = [int((runs_per_column(mask) > 1).sum()) for mask in (pred == EPIDERMIS, pred >= DEJ)]
         print(f"face-dev {kind}: epidermis Dice {m[0]:.4f}, surface MAE {m[1]:.3f} px, DEJ MAE {m[2]:.3f} px "
-              f"(rule surface+30: {m[3]:.3f} px), thickness r {m[4]:.3f} (mean of {len(paths)} B-scans)")
+              f"(rule surface+30: {m[3]:.3f} px), thickness r {m[4]:.3f} (mean of {len(paths)} B-scans); "
+              f"A-scans with more than one epidermis / DEJ-or-dermis run: {twice[0]} / {twice[1]}")
 
 
 def train_model(args: argparse.Namespace) -> None:
@@ -159,9 +188,10 @@ def train_model(args: argparse.Namespace) -> None:
     print(f"{len(train_set)} training and {len(val_set)} validation B-scans made in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
     info = new_model_info(train_set, name="OCT skin layers (built-in, phantom-trained)", task="oct-layers",
-                          arguments=ARCHITECTURE, pixel_size_um=FACE_DEV_PIXEL_SIZE_UM[1:])
+                          arguments=ARCHITECTURES[args.architecture], pixel_size_um=FACE_DEV_PIXEL_SIZE_UM[1:])
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch, patch=(256, 256),
                          steps_per_epoch=args.steps, learning_rate=args.lr, schedule="cosine", patience=12,
+                         class_weights=None if args.class_weights == "none" else args.class_weights,
                          seed=0, device="cpu")
     data = {
         "kind": "OCT phantoms only (skinseg.synth.oct.oct_phantom, scripts/train_builtin_oct.py)",
@@ -204,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=20, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="unet16")
+    ap.add_argument("--class-weights", choices=["none", "seed", "frequency"], default="seed",
+                    help="loss weights per class (TrainConfig.class_weights); 'seed' (DEJ x20, the "
+                         "shipped model) paints the DEJ band about 5x too thick")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1: fastest on a shared 2-core machine; fixes the sums' order)")
     ap.add_argument("--evaluate-only", action="store_true", help="score the existing model file")

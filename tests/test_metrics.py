@@ -11,6 +11,7 @@ from skinseg.measure.metrics import (
     dice,
     dice_per_class,
     pearson_r,
+    runs_per_column,
     thickness_correlation,
 )
 
@@ -69,3 +70,59 @@ def test_count_components_is_8_connected():
     mask[4, 4] = True
     assert count_components(mask) == 2
     assert count_components(np.zeros((3, 3), bool)) == 0
+
+
+def test_runs_per_column_counts_separate_vertical_runs():
+    mask = np.array(
+        [
+            [1, 0, 0, 1],
+            [1, 1, 0, 0],
+            [0, 1, 0, 1],
+            [1, 0, 0, 1],
+        ],
+        dtype=bool,
+    )
+    np.testing.assert_array_equal(runs_per_column(mask), [2, 1, 0, 2])
+    # diagonal pieces: one 8-connected component, yet two runs in column 1
+    stair = np.array([[0, 1], [1, 0], [0, 1]], dtype=bool)
+    assert count_components(stair) == 1
+    np.testing.assert_array_equal(runs_per_column(stair), [1, 2])
+    stacked = runs_per_column(np.stack([mask, ~mask]))
+    assert stacked.shape == (2, 4)
+    np.testing.assert_array_equal(stacked[1], [1, 2, 1, 1])
+    with pytest.raises(ValueError):
+        runs_per_column(np.ones(3, dtype=bool))
+
+
+def test_modified_dice_counts_near_misses_within_k():
+    from skinseg.measure.metrics import modified_dice
+
+    truth = np.zeros((9, 9), bool)
+    truth[4, 1:8] = True  # a 7-px line
+    shifted = np.roll(truth, 1, axis=0)  # the same line one row off
+    assert modified_dice(shifted, truth, 0) == pytest.approx(dice(shifted, truth)) == 0.0
+    assert modified_dice(shifted, truth, 1) == pytest.approx(7 / ((7 + 14) / 2))  # |T ∪ TP_1| = 14
+    far = np.roll(truth, 3, axis=0)
+    assert modified_dice(far, truth, 1) == 0.0 and modified_dice(far, truth, 3) > 0.6
+    thick = truth | shifted  # 14 predicted px, all within 1 px: TP_1 = 14, |T ∪ TP_1| = 14
+    assert modified_dice(thick, truth, 1) == pytest.approx(1.0)
+    assert modified_dice(thick, truth, 0) == pytest.approx(dice(thick, truth))
+    assert math.isnan(modified_dice(np.zeros((3, 3), bool), np.zeros((3, 3), bool), 1))
+
+
+def test_count_metrics_and_point_matching():
+    from skinseg.measure.metrics import count_metrics, match_points, score_crossings
+
+    agree = count_metrics([3, 5, 9], [2, 5, 10])
+    assert agree.mae == pytest.approx(2 / 3) and agree.bias == 0.0 and agree.n == 3
+    assert agree.r == pytest.approx(pearson_r(np.array([3, 5, 9]), np.array([2, 5, 10])))
+    truth = np.array([[0.0, 0.0], [0.0, 10.0], [50.0, 50.0]])
+    pred = np.array([[0.0, 6.0], [1.0, 1.0], [90.0, 90.0]])  # greedy would pair (0, 6) with (0, 0)
+    m = match_points(pred, truth, 5.0)
+    assert m.matched == 2 and m.precision == pytest.approx(2 / 3) and m.recall == pytest.approx(2 / 3)
+    assert sorted(zip(m.pred_index.tolist(), m.true_index.tolist())) == [(0, 1), (1, 0)]
+    empty = match_points(np.empty((0, 2)), truth, 5.0)
+    assert empty.matched == 0 and math.isnan(empty.precision) and empty.recall == 0.0
+    score = score_crossings([pred, np.empty((0, 2))], [truth, np.array([[1.0, 1.0]])], 5.0)
+    assert score.precision == pytest.approx(2 / 3) and score.recall == pytest.approx(2 / 4)
+    assert score.counts.mae == pytest.approx(0.5) and score.counts.n == 2  # counts 3 v 3, 0 v 1

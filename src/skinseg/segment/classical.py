@@ -17,7 +17,10 @@ The method, per B-scan (vectorised over a batch of B-scans):
    rounds). Two passes: a stiff path gives the B-scan's baseline DEJ, parallel to the
    surface; a supple path may then dip below that baseline (rete ridges) where the
    evidence beats ``rete_threshold`` (in units of the cost's standard deviation), never
-   rise above it. Optionally the DEJ cost is averaged over neighbouring B-scans.
+   rise above it. Optionally the DEJ cost is averaged over neighbouring B-scans. Each
+   column's row is refined to the vertex of a parabola through its evidence and its
+   neighbours', and the DEJ is smoothed across columns at the speckle scale (as the
+   surface is), which takes the pixel steps out of the path.
 
 Labels follow :mod:`skinseg.measure.boundaries`: row ``r`` is below a boundary at depth
 ``d`` when ``r + 0.5 >= d``; air 0, epidermis 4, dermis 6 (:data:`OCT_CLASSES`).
@@ -328,14 +331,24 @@ def _dej(
         edge = (mean_below - mean_above)[:, : k_max + 1]
         if p.bscan_sigma > 0 and n > 1:
             edge = ndi.gaussian_filter1d(edge, p.bscan_sigma, axis=0, mode="nearest")
-        cost = (outside - _standardised(edge, slice(k_min, k_max + 1))).astype(np.float32)
-        cost[forbidden] = np.inf
+        evidence = (outside - _standardised(edge, slice(k_min, k_max + 1))).astype(np.float32)
+        cost = np.where(forbidden, np.inf, evidence).astype(np.float32)
         baseline = min_cost_paths(cost, max_step=step, penalty=p.baseline_stiffness)
         thickness = np.median(baseline, axis=-1)
     baseline = baseline[:, None, :]
     cost = np.where(k < baseline, np.inf, cost + np.float32(p.rete_threshold) * (k > baseline))
     found = min_cost_paths(cost, max_step=step, penalty=_RETE_PENALTY)
+    found = ndi.gaussian_filter1d(_vertex(evidence, found), _DEJ_LATERAL_SIGMA_PX, axis=-1)
     return (surface + found - 0.5).astype(np.float32)
+
+
+def _vertex(cost: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Sub-pixel rows: the vertex of the parabola through the cost at ``rows`` ± 1."""
+    k = np.clip(rows, 1, cost.shape[1] - 2)[:, None, :]
+    before, at, after = (np.take_along_axis(cost, k + d, axis=1)[:, 0] for d in (-1, 0, 1))
+    curvature = before - 2 * at + after
+    shift = np.where(curvature > 0, 0.5 * (before - after) / np.maximum(curvature, 1e-6), 0.0)
+    return np.where(k[:, 0] == rows, rows + np.clip(shift, -0.5, 0.5), rows)
 
 
 def _labels(surface: np.ndarray, dej: np.ndarray, depth: int) -> np.ndarray:
