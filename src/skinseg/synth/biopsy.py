@@ -266,10 +266,10 @@ def biopsy_phantom(
         ``"dab"``: brightfield, blue haematoxylin, brown DAB fibres.
         ``"fluorescent"``: dark slide, blue nuclei, green fibres.
     n_fibres
-        Ordinary crossing fibres; ``None`` draws 0–12 (0–20 without hard cases). Fewer
-        are placed when the width runs out (8 µm kept between features).
+        Ordinary crossing fibres; ``None`` draws 0–6 (0–20 without hard cases). Fewer
+        are placed when the width runs out (12 µm kept between features).
     hard_cases
-        Add the hard cases: fibres splitting 1.5–7.5 µm below the DEJ that cross as two,
+        Add the hard cases: fibres splitting 1–3 µm below the DEJ that cross as two,
         unrelated fibres crossing 2.5–7.5 µm apart, branches 1.5–7.5 µm above the DEJ,
         fibres stopping 0.5–3 µm beyond a safe clearance below it, fibres running along
         it, dermal fibres with an epidermal piece across a gap, epidermal fragments.
