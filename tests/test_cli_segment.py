@@ -42,6 +42,12 @@ def test_segment_pixel_size_override_and_uncertainty_note(phantom_dir, tmp_path,
     assert not (tmp_path / "u.ome.tif").exists()
 
 
+def test_segment_one_pixel_size_for_every_axis(phantom_dir, tmp_path):
+    out = tmp_path / "layers.ome.tif"
+    assert main(["segment", str(phantom_dir / "image.ome.tif"), "-o", str(out), "--pixel-size", "4.5"]) == 0
+    assert io.read_labels(out).pixel_size_um == (4.5, 4.5, 4.5)
+
+
 def test_run_segments_and_measures(phantom_dir, tmp_path, capsys):
     assert main(["run", str(phantom_dir / "image.ome.tif"), "-o", str(tmp_path)]) == 0
     for name in ("labels.ome.tif", "summary.csv", "per_bscan.csv", "thickness.png", "overview.png", "measurement.json"):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from skinseg import io, progress
 from skinseg.classes import OCT_CLASSES
+from skinseg.cli._args import add_pixel_size, pixel_size
 from skinseg.io.image_data import ImageData
 from skinseg.segment.engine import SegmentationResult, iter_segment
 
@@ -21,8 +22,7 @@ def add_segment_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=8, help="B-scans per network call (default 8)")
     p.add_argument("--no-postprocess", action="store_true", help="skip the anatomical post-processing")
-    p.add_argument("--pixel-size", type=float, nargs="+", metavar="UM",
-                   help="µm per pixel (one value, or one per axis: [B-scan] depth width); default: from the file")
+    add_pixel_size(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def read_input(args: argparse.Namespace) -> ImageData:
     """The OCT image named on the command line, with ``--pixel-size`` applied."""
-    return io.read_oct(args.input, pixel_size_um=args.pixel_size)
+    return io.read_oct(args.input, pixel_size_um=pixel_size(args))
 
 
 def segment_with_bar(image: ImageData, args: argparse.Namespace, *, uncertainty: bool = False) -> SegmentationResult:

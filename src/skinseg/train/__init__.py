@@ -6,8 +6,13 @@ Typical use (``docs/training.md``)::
     train_set, val_set = slices.split(val_fraction=0.2)
     info = new_model_info(slices, name="my OCT model", task="oct-layers")
     result = progress.run(train(train_set, val_set, "my.safetensors", start=info))
+
+or from a training-set folder on disk (:mod:`skinseg.train.trainset`)::
+
+    slices = TrainingSet.open_or_create("my_set", OCT_CLASSES, modality="oct").slices()
 """
 
+from skinseg.train._mask_import import MASK_KINDS, import_mask_folder, read_mask
 from skinseg.train.augment import Augmentation, augment, crop_only, oct_augmentation, rgb_augmentation
 from skinseg.train.checkpoint import state_path
 from skinseg.train.config import EpochReport, TrainConfig, TrainResult, TrainStep
@@ -22,11 +27,12 @@ from skinseg.train.dataset import (
 )
 from skinseg.train.engine import DEFAULT_UNET, new_model_info, train
 from skinseg.train.losses import frequency_class_weights, seed_class_weights, segmentation_loss
+from skinseg.train.trainset import AddReport, TrainingSet, TrainingSetInfo, is_training_set
 
 __all__ = [
-    "DEFAULT_UNET", "Augmentation", "EpochReport", "InMemorySlices", "SliceKey", "SliceSet", "TrainConfig",
-    "TrainResult", "TrainStep", "annotated_slices", "augment", "block_split", "crop_only",
-    "frequency_class_weights", "new_model_info", "oct_augmentation",
-    "rgb_augmentation", "seed_class_weights", "segmentation_loss", "slices_for_model",
-    "slices_from_pairs", "state_path", "train",
+    "DEFAULT_UNET", "MASK_KINDS", "AddReport", "Augmentation", "EpochReport", "InMemorySlices", "SliceKey",
+    "SliceSet", "TrainConfig", "TrainResult", "TrainStep", "TrainingSet", "TrainingSetInfo",
+    "annotated_slices", "augment", "block_split", "crop_only", "frequency_class_weights",
+    "import_mask_folder", "is_training_set", "new_model_info", "oct_augmentation", "read_mask", "rgb_augmentation",
+    "seed_class_weights", "segmentation_loss", "slices_for_model", "slices_from_pairs", "state_path", "train",
 ]
