@@ -103,7 +103,7 @@ TISSUE_CLASSES = ClassTable(
 """Skin-biopsy tissue classes."""
 
 NERVE_CLASSES = ClassTable(
-    "nerves",
+    "biopsy-nerves",
     (LabelClass(0, "background", "#000000"), LabelClass(1, "nerve", "#ff00ff")),
 )
 """Nerve fibres, a 0/1 labels layer of their own."""

@@ -12,11 +12,14 @@ from typing import Any
 import torch
 from monai.networks import nets
 
+from skinseg.models.hed import HED
+
 ARCHITECTURES: dict[str, Callable[..., torch.nn.Module]] = {
     "monai.UNet": nets.UNet,
     "monai.BasicUNet": nets.BasicUNet,
     "monai.AttentionUnet": nets.AttentionUnet,
     "monai.FlexibleUNet": nets.FlexibleUNet,
+    "hed": HED,  # skin-biopsy nerve fibres (seed 002); MONAI has no HED
 }
 
 

@@ -36,7 +36,7 @@ class ModelInfo:
     name
         Short human name, e.g. ``"OCT layers (built-in)"``.
     task
-        Which workflow it serves: ``"oct-layers"``, ``"biopsy-tissue"``, ``"nerves"``, ...
+        Which workflow it serves: ``"oct-layers"``, ``"biopsy-tissue"``, ``"biopsy-nerves"``, ...
     architecture, arguments
         Builder name in :data:`skinseg.models.builders.ARCHITECTURES` and its kwargs.
     in_channels

@@ -8,6 +8,10 @@
 * **Any path** to a ``.safetensors`` model file. Pickles (``.pt``, ``.pth``, ...) are
   refused (:mod:`skinseg.models.files`).
 * ``"classical"`` is the zero-training OCT method (:mod:`skinseg.segment.classical`).
+
+Tasks (``ModelInfo.task``): ``"oct-layers"``, ``"biopsy-tissue"`` (``TISSUE_CLASSES``)
+and ``"biopsy-nerves"`` (``NERVE_CLASSES``). The biopsy tasks' zero-training methods
+live in :mod:`skinseg.segment.biopsy` (``method="classical"``), not in these lists.
 """
 
 from __future__ import annotations
@@ -20,13 +24,19 @@ from pathlib import Path
 from skinseg.errors import SkinsegInputError
 from skinseg.models.files import ModelInfo, read_model_info
 
-__all__ = ["BUILTIN_DIR", "ModelEntry", "list_models", "resolve_model", "user_model_dir"]
+__all__ = [
+    "BIOPSY_NERVES", "BIOPSY_TISSUE", "BUILTIN_DIR", "ModelEntry", "OCT_LAYERS", "list_models",
+    "resolve_model", "user_model_dir",
+]
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 CLASSICAL = "classical"
 BUILTIN = "builtin"
 _SUFFIX = ".safetensors"
-_CLASSICAL_TASK = "oct-layers"
+OCT_LAYERS = "oct-layers"
+BIOPSY_TISSUE = "biopsy-tissue"
+BIOPSY_NERVES = "biopsy-nerves"
+_CLASSICAL_TASK = OCT_LAYERS
 
 
 @dataclass(frozen=True)
