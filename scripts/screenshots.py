@@ -84,11 +84,53 @@ def shot_segment_widget(path: Path) -> None:
     _save(viewer, path)
 
 
+def shot_crossings_widget(path: Path) -> None:
+    """DAB biopsy sample counted by the default (classical) methods, with the widget docked."""
+    from qtpy.QtWidgets import QApplication
+
+    viewer = _viewer()
+    for layer in viewer.open_sample(PLUGIN, "biopsy")[1:]:  # the truth: not what a user has
+        viewer.layers.remove(layer)
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Count nerve crossings")
+    widget.start()
+    while widget.worker is not None:
+        QApplication.processEvents()
+    viewer.window._qt_window.resize(1600, 1000)
+    viewer.reset_view()
+    _save(viewer, path)
+
+
+def shot_train_widget(path: Path) -> None:
+    """Seven B-scans of the OCT sample added as corrected slices, the built-in model
+    fine-tuned on them for a few epochs (in memory), curves shown, "Use this model" ready."""
+    import tempfile
+
+    from qtpy.QtWidgets import QApplication
+
+    viewer = _viewer()
+    viewer.window._qt_window.resize(1600, 1000)
+    image, truth = viewer.open_sample(PLUGIN, "oct")
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, "Train segmentation model")
+    widget._image_in.value, widget._labels_in.value = image, truth
+    for b_scan in range(8, 64, 8):  # as a person would: go to a corrected B-scan, add it
+        viewer.dims.set_point(0, b_scan * image.scale[0])
+        widget.add_current_slice()
+    widget._epochs.value, widget._batch.value, widget._patch.value = 6, 4, 128
+    widget._output.value = Path(tempfile.mkdtemp()) / "oct_phantom-tuned.safetensors"
+    widget.start()
+    while widget.worker is not None or widget.plot.busy:
+        QApplication.processEvents()
+    viewer.reset_view()
+    _save(viewer, path)
+
+
 SHOTS = {
     "napari_oct_sample.png": shot_oct_sample,
     "napari_biopsy_sample.png": shot_biopsy_sample,
     "measure_widget.png": shot_measure_widget,
     "segment_widget.png": shot_segment_widget,
+    "train_widget.png": shot_train_widget,
+    "crossings_widget.png": shot_crossings_widget,
 }
 
 

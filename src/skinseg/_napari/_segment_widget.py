@@ -15,7 +15,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
-from skinseg.models.registry import list_models
+from skinseg.models.registry import list_models, resolve_model
 from skinseg.segment.engine import SegmentationResult, iter_segment
 from skinseg._napari._layers import LayerDataTuple, labels_layer
 from skinseg._napari._worker import start_work
@@ -85,6 +85,25 @@ class SegmentWidget(Container):
         classical = not file_chosen and self._models[self._method.value].is_classical
         for widget in (self._device, self._batch, self._post, self._uncertainty):
             widget.enabled = not classical
+
+    def use_model(self, path: str | Path) -> None:
+        """Refresh the model list, add the model file at ``path`` if it is not listed, select it.
+
+        Raises
+        ------
+        SkinsegInputError
+            If ``path`` is not an OCT-layers model file.
+        """
+        path = Path(path).resolve()
+        models = {entry.label: entry for entry in list_models("oct-layers")}
+        listed = [label for label, entry in models.items() if entry.path and entry.path.resolve() == path]
+        if not listed:
+            entry = resolve_model(path, task="oct-layers")
+            models[entry.label] = entry
+            listed = [entry.label]
+        self._models = models
+        self._method.choices = [*models, MODEL_FILE]
+        self._method.value = listed[0]
 
     def model_spec(self) -> Any:
         """What to pass to :func:`iter_segment` as the model."""

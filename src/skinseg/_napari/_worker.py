@@ -1,11 +1,18 @@
 """Run a library progress generator in a napari thread worker: progress bar, Cancel, result.
 
 The window never freezes: the work runs in a thread; each ``(done, total, message)``
-step moves a napari progress bar (activity dock) and the widget's own status line.
+step moves a napari progress bar (activity dock) and the widget's own status line. Steps
+reach the GUI at most every :data:`STEP_INTERVAL_S` (the last one always): napari's bar
+processes Qt events on each update, and a flood of fast steps would re-enter it without
+end. Cancel closes the library generator at once (in a plain thread), so its clean-up
+runs then, not whenever the worker is garbage-collected.
 """
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +23,29 @@ from napari.utils.notifications import notification_manager, show_error
 from skinseg.errors import SkinsegInputError
 
 
-def _forward(gen_factory: Callable[[], Any]):
-    """A generator function that re-yields the steps and returns the library result."""
+STEP_INTERVAL_S = 0.1
+"""Least time between two progress steps shown (the final step is always shown)."""
+
+
+def _forward(gen_factory: Callable[[], Any], started: list):
+    """A generator function that re-yields the steps, throttled, and returns the result.
+
+    The library generator is made in the worker thread and appended to ``started``.
+    """
 
     def work():
-        result = yield from gen_factory()
-        return result
+        gen = gen_factory()
+        started.append(gen)
+        shown = -math.inf
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as end:
+                return end.value
+            done, total, _ = step
+            if time.monotonic() - shown >= STEP_INTERVAL_S or done >= total:
+                shown = time.monotonic()
+                yield step
 
     return work
 
@@ -73,6 +97,13 @@ def start_work(
             on_finish()
 
     # Passing "errored" here replaces superqt's default, which re-raises in the GUI thread.
-    connections = {"yielded": step, "returned": on_result, "errored": failed, "finished": finished}
-    worker: GeneratorWorker = create_worker(_forward(gen_factory), _connect=connections)
+    def aborted() -> None:  # the worker stopped between steps: the generator is idle
+        for gen in started:
+            threading.Thread(target=gen.close, name=f"closing {description}", daemon=True).start()
+
+    started: list = []
+    connections = {
+        "yielded": step, "returned": on_result, "errored": failed, "finished": finished, "aborted": aborted,
+    }
+    worker: GeneratorWorker = create_worker(_forward(gen_factory, started), _connect=connections)
     return worker

@@ -12,10 +12,10 @@ import warnings
 from collections.abc import Sequence
 
 from skinseg import __version__
-from skinseg.cli import _info, _measure, _phantom, _run, _segment
+from skinseg.cli import _crossings, _info, _measure, _phantom, _run, _segment, _train, _trainset
 from skinseg.errors import SkinsegInputError
 
-SUBCOMMANDS = (_run, _segment, _measure, _phantom, _info)
+SUBCOMMANDS = (_run, _segment, _measure, _crossings, _train, _trainset, _phantom, _info)
 
 
 def build_parser() -> argparse.ArgumentParser:
