@@ -19,7 +19,8 @@ from skinseg.models.registry import BUILTIN_DIR
 from skinseg.segment import _device, engine
 from skinseg.segment._device import logits
 from skinseg.segment.engine import iter_segment, segment
-from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise
+from skinseg.segment.classical import segment_classical
+from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise, shift_columns
 from skinseg.synth.oct import oct_phantom
 
 PIXEL_UM = (10.0, 2.4, 10.0)
@@ -288,3 +289,36 @@ def test_builtin_model_segments_a_phantom():
     r = segment(phantom.image, "builtin", pixel_size_um=phantom.pixel_size_um, device="cpu")
     for value in (4, 6):
         assert dice(r.labels == value, phantom.labels == value) > 0.9
+
+
+def test_shift_columns_flattens_and_restores():
+    data = np.arange(2 * 3 * 10 * 4).reshape(2, 3, 10, 4)
+    shifts = np.array([[0, 2, -1, 5], [1, 1, 0, 3]])
+    flat = shift_columns(data, shifts, 6)
+    assert flat.shape == (2, 3, 6, 4)
+    assert flat[1, 2, 0, 3] == data[1, 2, 3, 3] and flat[0, 0, 0, 2] == data[0, 0, 0, 2]  # edge
+    back = shift_columns(flat, -shifts, 10)
+    rows = np.arange(10)[:, None] - shifts[:, None, None, :]  # flat row of each original row
+    inside = np.broadcast_to((rows >= 0) & (rows < 6), data.shape)
+    np.testing.assert_array_equal(back[inside], data[inside])
+
+
+def test_surface_window_models_see_flattened_bscans_and_answer_in_place(volume):
+    """A model recording a surface window gets B-scans flattened to the classical surface,
+    and its logits are put back where they came from."""
+    above, rows, band = 6, 32, 5
+
+    class ByRow(torch.nn.Module):  # epidermis on rows [above, above + band), air above, dermis below
+        def forward(self, x):
+            k = torch.arange(x.shape[-2])[:, None].expand(x.shape[-2:])
+            cls = torch.where(k < above, 0, torch.where(k < above + band, 4, 6))
+            return torch.nn.functional.one_hot(cls, 7).permute(2, 0, 1)[None].float().expand(x.shape[0], -1, -1, -1)
+
+    info = replace(INFO, input={"surface_window": {"above": above, "rows": rows}}, tile=None)
+    r = segment(volume, (ByRow(), info), pixel_size_um=PIXEL_UM, device="cpu", batch_size=2, postprocess=False)
+    assert r.labels.shape == volume.shape
+    surface = segment_classical(volume, pixel_size_um=PIXEL_UM).surface
+    top = np.argmax(r.labels == 4, axis=1)
+    np.testing.assert_array_equal(top, np.floor(surface).astype(int))
+    assert ((r.labels == 4).sum(axis=1) == band).all()
+    assert (r.labels[:, -1] == 6).all() and (r.labels[:, 0] == 0).all()

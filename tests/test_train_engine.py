@@ -15,6 +15,7 @@ from skinseg.classes import NERVE_CLASSES, OCT_CLASSES, TISSUE_CLASSES
 from skinseg.errors import SkinsegInputError
 from skinseg.models.files import load_model, read_model_info
 from skinseg.progress import run
+from skinseg.segment.normalise import shift_columns, surface_shifts
 from skinseg.synth.oct import OCTAnatomy, oct_phantom
 from skinseg.train import (
     SliceKey,
@@ -264,6 +265,36 @@ def test_class_weights():
     assert f[1] == 1.0 and f[2] > f[3] > f[0]
 
 
+def test_dice_over_present_classes_only():
+    from monai.losses import DiceLoss
+
+    from skinseg.train import segmentation_loss
+
+    target = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    target[:, :, 4:] = 2  # classes 0 and 2 present, 1 never
+    logits = 3.0 * torch.nn.functional.one_hot(target[:, 0], 3).permute(0, 3, 1, 2).float()
+    every = segmentation_loss(lambda_ce=0.0)(logits, target)
+    present = segmentation_loss(lambda_ce=0.0, present_only=True)(logits, target)
+    dice = DiceLoss(to_onehot_y=True, softmax=True, batch=True, reduction="none")(logits, target).flatten()
+    assert torch.isclose(every, dice.mean())  # default: the mean over all classes, as before
+    assert torch.isclose(present, dice[[0, 2]].mean())
+    assert dice[1] > 0.99 and present < 0.25 * every  # the absent class swamps the default
+    ce = segmentation_loss(lambda_dice=0.0, present_only=True)(logits, target)
+    assert torch.isclose(ce, torch.nn.functional.cross_entropy(logits, target[:, 0]))
+
+
+def test_fine_tune_on_labels_with_fewer_classes(sets, info, tmp_path):
+    """The config option reaches the loss: with it, an absent class no longer adds ~1."""
+    slices, train_set, val_set = sets
+    few = replace(train_set, labels=[np.where(lab == 1, 0, lab).astype(np.uint8) for lab in train_set.labels])
+    config = replace(CONFIG, epochs=1)
+    runs = {flag: run(train(few, val_set, tmp_path / f"{flag}.safetensors", start=info,
+                            config=replace(config, dice_present_only=flag)))
+            for flag in (False, True)}
+    assert runs[True].history[0].train_loss < runs[False].history[0].train_loss
+    assert read_model_info(tmp_path / "True.safetensors").training["config"]["dice_present_only"]
+
+
 def test_shipped_builtin_model_is_small_phantom_trained_and_works():
     from skinseg.measure.boundaries import surface_depth
     from skinseg.measure.metrics import boundary_mae, dice
@@ -280,3 +311,27 @@ def test_shipped_builtin_model_is_small_phantom_trained_and_works():
     epidermis, truth = (labels >= 3) & (labels <= 5), (ph.labels >= 3) & (ph.labels <= 5)
     assert dice(epidermis, truth) > 0.85
     assert boundary_mae(surface_depth(labels), ph.surface_depth) < 1.5
+
+
+def test_slices_flattened_to_the_surface(phantom):
+    """A surface window flattens image and labels alike and is recorded for inference."""
+    pair = [(phantom.image, phantom.labels)]
+    window = {"above": 4, "rows": 32}
+    with pytest.raises(SkinsegInputError, match="pixel size"):
+        slices_from_pairs(pair, OCT_CLASSES, surface_window=window)
+    flat = slices_from_pairs(pair, OCT_CLASSES, neighbours=1, surface_window=window,
+                             pixel_size_um=phantom.pixel_size_um[-2:])
+    assert flat.images[0].shape == (3, 32, 48) and flat.labels[0].shape == (32, 48)
+    skin = OCT_CLASSES.value_of("stratum corneum")  # class index = value in the full table
+    tops = np.array([np.argmax(lab >= skin, axis=0) for lab in flat.labels])
+    assert np.median(np.abs(tops - window["above"])) <= 1  # the classical surface finds the skin
+    shifts = surface_shifts(phantom.image, phantom.pixel_size_um[-2:], window["above"])
+    np.testing.assert_array_equal(flat.labels[2], shift_columns(phantom.labels[2], shifts[2], 32))
+    plain = slices_from_pairs(pair, OCT_CLASSES, neighbours=1)
+    np.testing.assert_array_equal(flat.images[3][0], flat.images[2][1])  # neighbours shifted alike
+    assert not np.array_equal(flat.images[0][1], plain.images[0][1][:32])
+    info = new_model_info(flat, name="f", task="oct-layers", arguments=TINY_NET)
+    assert info.input == {"neighbours": 1, "surface_window": window}
+    again = slices_for_model(pair, info, pixel_size_um=phantom.pixel_size_um[-2:])
+    np.testing.assert_array_equal(again.labels[5], flat.labels[5])
+    assert flat.subset([1]).surface_window == window

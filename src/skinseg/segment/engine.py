@@ -44,7 +44,14 @@ from skinseg.segment._device import (
     size_divisor,
 )
 from skinseg.segment._input import checked_pixel_sizes, oct_volume
-from skinseg.segment.normalise import intensity_range, neighbour_indices, normalise, per_bscan
+from skinseg.segment.normalise import (
+    intensity_range,
+    neighbour_indices,
+    normalise,
+    per_bscan,
+    shift_columns,
+    surface_shifts,
+)
 from skinseg.segment.postprocess import PostprocessParams, postprocess_probabilities
 
 __all__ = ["SegmentationResult", "iter_segment", "segment"]
@@ -164,6 +171,8 @@ def iter_segment(
     messages: list[str] = []
     sizes = _pixel_sizes(given_sizes, info, len(volume.shape) - squeeze, source, messages)
     spec = info.normalisation
+    window = info.input.get("surface_window")  # flatten to the classical surface, as in training
+    shifts = None if not window else surface_shifts(volume, sizes[-2:], int(window["above"]))
     value_range = None if per_bscan(spec) else intensity_range(volume, spec)
     if value_range is not None and not np.all(np.isfinite(value_range)):
         raise SkinsegInputError(_NAN.format(source=source))
@@ -178,9 +187,11 @@ def iter_segment(
         start, pending = 0, None
         while start < n:
             stop = min(start + batch_size, n)
-            x, flat = _batch(volume, start, stop, neighbours, spec, value_range, source)
+            x, flat = _batch(volume, start, stop, neighbours, spec, value_range, source, shifts, window)
             try:
                 scores = None if flat.all() else logits(network, x, tile, divisor, dev)
+                if scores is not None and shifts is not None:  # back from the surface window
+                    scores = torch.from_numpy(shift_columns(scores.numpy(), -shifts[start:stop], depth))
             except RuntimeError as e:
                 if not is_out_of_memory(e):
                     raise
@@ -346,9 +357,14 @@ def _check_model(info: ModelInfo, name: str, source: str) -> int:
 
 
 def _batch(
-    volume: Any, start: int, stop: int, neighbours: int, spec: dict, value_range: Any, source: str
+    volume: Any, start: int, stop: int, neighbours: int, spec: dict, value_range: Any, source: str,
+    shifts: np.ndarray | None = None, window: dict[str, int] | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Network input ``(n, channels, depth, width)`` for B-scans ``start:stop``; constant ones."""
+    """Network input ``(n, channels, depth, width)`` for B-scans ``start:stop``; constant ones.
+
+    With ``shifts`` (:func:`surface_shifts` of the volume), each B-scan is flattened to its
+    surface and cut to ``window["rows"]`` rows: ``(n, channels, rows, width)``.
+    """
     index = neighbour_indices(np.arange(start, stop), volume.shape[0], neighbours)
     first, last = int(index.min()), int(index.max()) + 1
     raw = np.asarray(volume[first:last])
@@ -356,4 +372,7 @@ def _batch(
         raise SkinsegInputError(_NAN.format(source=source) + f" (B-scans {first}–{last - 1})")
     centre = raw[start - first : stop - first]
     flat = centre.min(axis=(1, 2)) == centre.max(axis=(1, 2))
-    return torch.from_numpy(normalise(raw, spec, value_range)[index - first]), flat
+    x = normalise(raw, spec, value_range)[index - first]
+    if shifts is not None and window is not None:
+        x = np.ascontiguousarray(shift_columns(x, shifts[index], int(window["rows"])))
+    return torch.from_numpy(x), flat

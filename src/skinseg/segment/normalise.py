@@ -132,3 +132,33 @@ def neighbour_indices(indices: Any, n_bscans: int, neighbours: int) -> np.ndarra
     """
     offsets = np.arange(-neighbours, neighbours + 1)
     return np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, n_bscans - 1)
+
+
+def surface_shifts(
+    raw: np.ndarray, pixel_size_um: tuple[float, ...], above: int
+) -> np.ndarray:
+    """Per-column row offsets that put the skin surface ``above`` rows from the top.
+
+    The surface is the classical method's (:func:`skinseg.segment.classical.segment_classical`)
+    on the raw B-scans ``(n, depth, width)``; ``pixel_size_um`` is (depth, width) µm.
+    Returns int ``(n, width)``: :func:`shift_columns` with these offsets flattens the
+    B-scans to their surface, with the negated offsets it undoes that.
+    """
+    from skinseg.segment.classical import segment_classical  # the classical method reads no models
+
+    surface = segment_classical(raw, pixel_size_um=(1.0, *pixel_size_um[-2:])).surface
+    return np.floor(surface).astype(np.int64) - above
+
+
+def shift_columns(data: Any, shifts: np.ndarray, rows: int) -> np.ndarray:
+    """Row ``k`` of column ``c`` ← row ``k + shifts[..., c]`` of ``data`` (edge-replicated).
+
+    ``data`` is ``(..., depth, width)``; ``shifts`` is ``(width,)`` or has ``data``'s leading
+    axes (some or all) then ``width``, e.g. ``(n, width)`` for ``(n, channels, depth, width)``.
+    The result has ``rows`` rows. Rows outside ``data`` repeat its first or last row, so
+    labels above the window stay air and below it stay the deepest class.
+    """
+    data = np.asarray(data)
+    shifts = shifts.reshape(*shifts.shape[:-1], *(1,) * (data.ndim - shifts.ndim), shifts.shape[-1])
+    index = np.clip(np.arange(rows)[:, None] + shifts, 0, data.shape[-2] - 1)
+    return np.take_along_axis(data, np.broadcast_to(index, (*data.shape[:-2], rows, data.shape[-1])), -2)

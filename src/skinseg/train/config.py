@@ -37,6 +37,10 @@ class TrainConfig:
         training labels), ``None`` (equal) or one weight per class.
     lambda_dice, lambda_ce
         Weights of the Dice and cross-entropy terms.
+    dice_present_only
+        Average the Dice term over the classes present in each batch's labels only; use
+        it when the labels hold fewer classes than the model predicts (e.g. fine-tuning
+        the 7-class built-in model on air/epidermis/dermis masks).
     augmentation
         ``None``: the modality's default (OCT or RGB); else an :class:`Augmentation`.
     class_crops
@@ -60,6 +64,7 @@ class TrainConfig:
     class_weights: str | tuple[float, ...] | None = "seed"
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
+    dice_present_only: bool = False
     augmentation: Augmentation | None = None
     class_crops: float = 0.5
     seed: int = 0

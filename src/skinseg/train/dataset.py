@@ -25,7 +25,14 @@ from skinseg.classes import ClassTable
 from skinseg.errors import SkinsegInputError
 from skinseg.io.image_data import ImageData
 from skinseg.models.files import ModelInfo
-from skinseg.segment.normalise import DEFAULT_NORMALISATION, intensity_range, neighbour_indices, normalise
+from skinseg.segment.normalise import (
+    DEFAULT_NORMALISATION,
+    intensity_range,
+    neighbour_indices,
+    normalise,
+    shift_columns,
+    surface_shifts,
+)
 
 RGB_NORMALISATION: dict[str, Any] = {"kind": "fixed", "low": 0, "high": 255}
 """Normalisation record for 8-bit colour images (biopsies, photographs)."""
@@ -77,6 +84,9 @@ class InMemorySlices:
     class_table, normalisation, neighbours, modality
         The class table, normalisation record and neighbour channels (per side) the
         slices were made with; ``modality`` is ``"oct"`` or ``"rgb"`` (augmentation).
+    surface_window
+        ``{"above": a, "rows": r}`` when the slices are flattened to the skin surface
+        (:func:`slices_from_pairs`), else None; models record it as their input.
     """
 
     images: list[np.ndarray]
@@ -86,6 +96,7 @@ class InMemorySlices:
     normalisation: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_NORMALISATION))
     neighbours: int = 0
     modality: str = "oct"
+    surface_window: dict[str, int] | None = None
 
     @property
     def in_channels(self) -> int:
@@ -107,7 +118,7 @@ class InMemorySlices:
         return InMemorySlices(
             [self.images[i] for i in pick], [self.labels[i] for i in pick],
             [self.keys[i] for i in pick], self.class_table, dict(self.normalisation),
-            self.neighbours, self.modality,
+            self.neighbours, self.modality, self.surface_window,
         )
 
     def split(
@@ -152,9 +163,11 @@ def _unwrap(x: Any) -> tuple[np.ndarray | Any, bool, str]:
 
 
 def _pair_slices(
-    image: Any, labels: Any, name: str, table: ClassTable, spec: dict[str, Any] | None, neighbours: int
+    image: Any, labels: Any, name: str, table: ClassTable, spec: dict[str, Any] | None, neighbours: int,
+    window: dict[str, int] | None, pixel_size_um: tuple[float, ...] | None,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[SliceKey], bool]:
     """Normalised annotated slices of one pair; the last item says whether it is colour."""
+    sizes = image.pixel_size_um if isinstance(image, ImageData) else pixel_size_um
     image, rgb, source = _unwrap(image)
     labels = np.asarray(_unwrap(labels)[0])
     name = name or source or "pair"
@@ -178,11 +191,29 @@ def _pair_slices(
         rows = neighbour_indices(picks, n, neighbours)
         raw = [np.stack([image[j] if stack else image for j in row]) for row in rows]
     images = [normalise(r, spec, value_range) for r in raw]
+    label_slices = [labels[i] if stack else labels for i in picks]
+    if window is not None and not colour:
+        images, label_slices = _flattened(image, picks, rows, images, label_slices, window, sizes, name)
     for i, x in zip(picks, images):
         if not np.isfinite(x).all():
             raise SkinsegInputError(f"{name}: slice {i} holds NaN or infinite values; fix or drop it.")
-    slices = [_class_indices(labels[i] if stack else labels, table, name) for i in picks]
+    slices = [_class_indices(lab, table, name) for lab in label_slices]
     return images, slices, [SliceKey(name, int(i)) for i in picks], colour
+
+
+def _flattened(
+    image: Any, picks: np.ndarray, rows: np.ndarray, images: list[np.ndarray], labels: list[np.ndarray],
+    window: dict[str, int], sizes: tuple[float, ...] | None, name: str,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Slices and labels flattened to the classical skin surface, as inference does."""
+    if sizes is None:
+        raise SkinsegInputError(f"{name}: flattening to the skin surface needs the pixel size (µm).")
+    stack = np.asarray(image)
+    stack = stack if stack.ndim == 3 else stack[None]
+    shifts = surface_shifts(stack, tuple(sizes), window["above"])  # the whole stack, as inference
+    flat_images = [shift_columns(x, shifts[row], window["rows"]) for x, row in zip(images, rows)]
+    flat_labels = [shift_columns(lab, shifts[i], window["rows"]) for lab, i in zip(labels, picks)]
+    return flat_images, flat_labels
 
 
 def _default_spec(colour: bool) -> dict[str, Any]:
@@ -196,6 +227,8 @@ def slices_from_pairs(
     normalisation: dict[str, Any] | None = None,
     neighbours: int = 0,
     modality: str | None = None,
+    surface_window: dict[str, int] | None = None,
+    pixel_size_um: tuple[float, ...] | None = None,
 ) -> InMemorySlices:
     """Annotated slices from (image, labels) or (image, labels, name) pairs.
 
@@ -215,6 +248,13 @@ def slices_from_pairs(
         Grey stacks only: add the ``k`` neighbouring slices on each side as channels.
     modality
         ``"oct"`` or ``"rgb"`` (chooses the augmentation); default by the images.
+    surface_window
+        Grey images only: ``{"above": a, "rows": r}`` flattens every slice (and its
+        neighbours) to the classical skin surface (:func:`~skinseg.segment.normalise.surface_shifts`)
+        and keeps ``r`` rows from ``a`` above it; inference repeats this for models that
+        record it. Needs the pixel size.
+    pixel_size_um
+        µm per pixel (depth, width) of images that are not :class:`ImageData`.
 
     Raises
     ------
@@ -228,7 +268,9 @@ def slices_from_pairs(
     colours = set()
     for n, pair in enumerate(pairs):
         name = str(pair[2]) if len(pair) > 2 else f"pair {n + 1}"
-        im, lab, key, colour = _pair_slices(pair[0], pair[1], name, class_table, normalisation, neighbours)
+        im, lab, key, colour = _pair_slices(
+            pair[0], pair[1], name, class_table, normalisation, neighbours, surface_window, pixel_size_um
+        )
         images += im
         labels += lab
         keys += key
@@ -243,7 +285,8 @@ def slices_from_pairs(
     colour = colours.pop()
     spec = _default_spec(colour) if normalisation is None else dict(normalisation)
     modality = modality or ("rgb" if colour else "oct")
-    return InMemorySlices(images, labels, keys, class_table, spec, neighbours, modality)
+    window = None if colour or surface_window is None else dict(surface_window)
+    return InMemorySlices(images, labels, keys, class_table, spec, neighbours, modality, window)
 
 
 def block_split(
@@ -300,11 +343,13 @@ def block_split(
 
 
 def slices_for_model(
-    pairs: Sequence[tuple[Any, ...]], info: ModelInfo, *, modality: str | None = None
+    pairs: Sequence[tuple[Any, ...]], info: ModelInfo, *, modality: str | None = None,
+    pixel_size_um: tuple[float, ...] | None = None,
 ) -> InMemorySlices:
-    """:func:`slices_from_pairs` with a model's class table, normalisation and neighbour
-    channels, ready to fine-tune it."""
+    """:func:`slices_from_pairs` with a model's class table, normalisation, neighbour
+    channels and surface window, ready to fine-tune it."""
     return slices_from_pairs(
         pairs, info.class_table, normalisation=info.normalisation,
         neighbours=int(info.input.get("neighbours", 0)), modality=modality,
+        surface_window=info.input.get("surface_window"), pixel_size_um=pixel_size_um,
     )

@@ -68,8 +68,15 @@ def new_model_info(
         name=name, task=task, architecture=architecture, arguments=args,
         in_channels=slices.in_channels, class_table=slices.class_table,
         normalisation=dict(slices.normalisation), pixel_size_um=pixel_size_um, tile=tile,
-        input={"neighbours": slices.neighbours} if slices.neighbours else {},
+        input=_input_record(slices),
     )
+
+
+def _input_record(slices: SliceSet) -> dict[str, Any]:
+    """How the slices were made from raw images, for inference to repeat."""
+    record: dict[str, Any] = {"neighbours": slices.neighbours} if slices.neighbours else {}
+    window = getattr(slices, "surface_window", None)  # InMemorySlices; other sets: none
+    return record | ({"surface_window": dict(window)} if window else {})
 
 
 @dataclass(frozen=True)
@@ -276,7 +283,8 @@ def train(
     _check_fit(info, val_set, "validation")
     net.to(hw.device, memory_format=hw.memory)
     weights = _class_weights(config, train_set)
-    loss_fn = segmentation_loss(weights, lambda_dice=config.lambda_dice, lambda_ce=config.lambda_ce)
+    loss_fn = segmentation_loss(weights, lambda_dice=config.lambda_dice, lambda_ce=config.lambda_ce,
+                                present_only=config.dice_present_only)
     loss_fn.to(hw.device)
     opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     parts = {"optimizer": opt, "scheduler": _scheduler(opt, config),

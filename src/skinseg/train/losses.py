@@ -53,18 +53,32 @@ class DiceCELoss(torch.nn.Module):
     scores each class by its own overlap, and weighting it too would reward thick
     bands. Dice is pooled over the batch (``batch=True``), so a class missing from one
     patch does not make that patch's Dice meaningless.
+
+    With ``present_only`` the Dice term averages only the classes present in the batch's
+    labels. A class the labels never hold (fine-tuning a 7-class OCT model on
+    air/epidermis/dermis masks) otherwise adds a Dice term near 1 that only vanishing
+    probabilities can lower: it dominates the loss and makes the validation loss, which
+    picks the best checkpoint, follow noise. Cross-entropy still penalises predicting it.
     """
 
-    def __init__(self, weights: torch.Tensor | None, lambda_dice: float, lambda_ce: float) -> None:
+    def __init__(
+        self, weights: torch.Tensor | None, lambda_dice: float, lambda_ce: float,
+        present_only: bool = False,
+    ) -> None:
         super().__init__()
-        self.dice = DiceLoss(to_onehot_y=True, softmax=True, batch=True)
+        self.dice = DiceLoss(to_onehot_y=True, softmax=True, batch=True, reduction="none")
         self.ce = torch.nn.CrossEntropyLoss(weight=weights)
         self.lambda_dice, self.lambda_ce = lambda_dice, lambda_ce
+        self.present_only = present_only
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         logits = logits.float()  # losses in float32 under mixed precision
-        ce = self.ce(logits, target[:, 0].long())
-        return self.lambda_dice * self.dice(logits, target) + self.lambda_ce * ce
+        classes = target.long()
+        ce = self.ce(logits, classes[:, 0])
+        dice = self.dice(logits, target).flatten()  # one term per class
+        if self.present_only:
+            dice = dice[torch.bincount(classes.flatten(), minlength=logits.shape[1]) > 0]
+        return self.lambda_dice * dice.mean() + self.lambda_ce * ce
 
 
 def segmentation_loss(
@@ -72,6 +86,7 @@ def segmentation_loss(
     *,
     lambda_dice: float = 1.0,
     lambda_ce: float = 1.0,
+    present_only: bool = False,
 ) -> DiceCELoss:
     """Class-weighted cross-entropy + soft Dice on softmax outputs (:class:`DiceCELoss`).
 
@@ -82,6 +97,8 @@ def segmentation_loss(
         :func:`frequency_class_weights`), or ``None`` for equal weights.
     lambda_dice, lambda_ce
         Weights of the two terms.
+    present_only
+        Dice over the classes present in each batch's labels only.
     """
     weight = None if weights is None else torch.as_tensor(np.asarray(weights, dtype=np.float32))
-    return DiceCELoss(weight, lambda_dice, lambda_ce)
+    return DiceCELoss(weight, lambda_dice, lambda_ce, present_only)
