@@ -283,7 +283,7 @@ def test_window_stays_responsive_while_training(qtbot, make_napari_viewer, phant
 
     viewer = make_napari_viewer()
     widget = _widget(viewer, phantom, tmp_path)
-    widget._epochs.value = 4
+    widget._epochs.value, widget._patience.value = 16, 100  # long enough to watch on a quiet machine
     widget.add_annotated_slices()
     ticks = []
     timer = QTimer(interval=20)
@@ -294,5 +294,5 @@ def test_window_stays_responsive_while_training(qtbot, make_napari_viewer, phant
     timer.stop()
     gaps = np.diff(ticks)
     print(f"largest gap between 20 ms ticks: {gaps.max() * 1000:.0f} ms over {len(ticks)} ticks")
-    assert len(widget.curves.epochs) == 4 and len(ticks) > 20
+    assert len(widget.curves.epochs) == 16 and len(ticks) > 20
     assert gaps.max() <= 0.2, f"event loop blocked for {gaps.max() * 1000:.0f} ms"

@@ -14,7 +14,8 @@ from skinseg.errors import SkinsegInputError
 from skinseg.io.image_data import ImageData
 from skinseg.io.masks import band_mask_to_labels
 from skinseg.io.rgb import read_raster
-from skinseg.train import TrainingSet, import_mask_folder, is_training_set, slices_from_pairs
+from skinseg.synth.oct import oct_phantom
+from skinseg.train import TrainingSet, import_mask_folder, is_training_set, new_model_info, slices_from_pairs
 from skinseg.train import _trainset_store as store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -86,6 +87,22 @@ def test_context_slices_feed_neighbour_channels(tmp_path):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(SkinsegInputError, match="context"):
         ts.slices(neighbours=2)
+
+
+def test_model_with_a_surface_window_gets_flattened_slices(tmp_path):
+    """Fine-tuning a surface-window model from a folder flattens as from in-memory pairs."""
+    phantom = oct_phantom((3, 96, 48), seed=4)
+    ts = TrainingSet.create(tmp_path / "win", OCT_CLASSES, modality="oct")
+    ts.add(phantom.image, phantom.labels, pixel_size_um=phantom.pixel_size_um, source="ph")
+    window = {"above": 4, "rows": 32}
+    sizes = phantom.pixel_size_um[-2:]
+    whole = slices_from_pairs([(phantom.image, phantom.labels, "ph")], OCT_CLASSES, surface_window=window,
+                              pixel_size_um=sizes)
+    info = new_model_info(whole, name="w", task="oct-layers", arguments={"channels": [4, 8], "strides": [2]})
+    stored = ts.slices(model=info)
+    assert stored.surface_window == window and stored.labels[0].shape == (32, 48)
+    for a, b in zip(stored.labels, whole.labels):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_rgb_set(tmp_path):

@@ -315,6 +315,13 @@ class TrainingSet:
 
     # -- reading --------------------------------------------------------------------------
 
+    def _read_pair(self, record: dict[str, Any]) -> tuple[ImageData, np.ndarray]:
+        """A stored pair, the image with its recorded pixel size (a surface window needs it)."""
+        image, labels = store.read_pair(self.folder, record)
+        sizes = (1.0,) * (labels.ndim - 2) + tuple(record["pixel_size_um"] or (1.0, 1.0))
+        return ImageData(image, sizes, pixel_size_known=bool(record["pixel_size_um"]),
+                         rgb=self.modality == "rgb"), labels
+
     def info(self) -> TrainingSetInfo:
         """Pairs, annotated slices, pixels per class and pixel size, from the manifest alone."""
         pairs = self._manifest["pairs"]
@@ -347,8 +354,10 @@ class TrainingSet:
             When the set holds no annotated slice, a pair is damaged, or more neighbour
             channels are asked for than the set keeps as context.
         """
+        window = None
         if model is not None:
             normalisation, neighbours = model.normalisation, int(model.input.get("neighbours", 0))
+            window = model.input.get("surface_window")
         if not self._manifest["pairs"]:
             raise SkinsegInputError(
                 f"no annotated slices in {self.folder}: add images with labels first "
@@ -360,9 +369,9 @@ class TrainingSet:
                 f"{self.context} context slice(s); build a set with context={neighbours}."
             )
         records = {str(self.folder / store.PAIRS / r["id"]): r for r in self._manifest["pairs"]}
-        pairs = [(*store.read_pair(self.folder, r), name) for name, r in records.items()]
+        pairs = [(*self._read_pair(r), name) for name, r in records.items()]
         result = slices_from_pairs(pairs, self.class_table, normalisation=normalisation,
-                                   neighbours=neighbours, modality=self.modality)
+                                   neighbours=neighbours, modality=self.modality, surface_window=window)
         result.keys = [SliceKey(records[k.source]["source"], int(records[k.source]["slices"][k.index]))
                        for k in result.keys]
         return result
