@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from skinseg.classes import NERVE_CLASSES, TISSUE_CLASSES
+from skinseg.classes import NERVE_CLASSES, OCT_CLASSES, TISSUE_CLASSES
 from skinseg.measure.crossings import find_crossings
 from skinseg.synth.biopsy import biopsy_phantom
 
@@ -152,3 +152,29 @@ def test_bad_input_is_shown_in_the_status_and_cancel_adds_nothing(make_napari_vi
     assert [layer.name for layer in viewer.layers] == ["grey", "rgb"]
     assert widget._status.value == "Cancelled." and widget._run.enabled and not widget._export.enabled
     np.testing.assert_allclose(rgb.scale, (PX, PX))  # the pixel size set is the layer's now
+
+
+def test_a_trained_model_is_selected_where_it_runs(make_napari_viewer, tmp_path, monkeypatch):
+    """"Use this model" of the Train widget: a nerve model goes to Count nerve crossings."""
+    from skinseg.errors import SkinsegInputError
+    from skinseg.models.files import ModelInfo, save_model
+    from skinseg._napari._train_widget import TrainWidget
+
+    monkeypatch.setenv("SKINSEG_MODEL_DIR", str(tmp_path / "models"))
+    info = ModelInfo(name="my nerves", task="biopsy-nerves", architecture="hed",
+                     arguments={"channels": [4, 8], "in_channels": 3, "out_channels": 2}, in_channels=3,
+                     class_table=NERVE_CLASSES, normalisation={"kind": "fixed", "low": 0, "high": 255})
+    path = save_model(tmp_path / "nerves.safetensors", info.build(), info)
+    viewer = make_napari_viewer()
+    train = TrainWidget(viewer)
+    crossings = train.using_widget("biopsy-nerves")  # none open: one is docked
+    crossings.use_model(path)
+    assert crossings.method("nerves").path == path and crossings.method("tissue") == "classical"
+    assert train.using_widget("biopsy-tissue") is crossings  # the open one is reused
+    oct_info = ModelInfo(name="oct", task="oct-layers", architecture="monai.UNet",
+                         arguments={"spatial_dims": 2, "in_channels": 1, "out_channels": 7, "channels": [2, 4],
+                                    "strides": [2]}, in_channels=1, class_table=OCT_CLASSES,
+                         normalisation={"kind": "percentile", "low": 1, "high": 99.5})
+    wrong = save_model(tmp_path / "oct.safetensors", oct_info.build(), oct_info)
+    with pytest.raises(SkinsegInputError, match="not for biopsy tissue or nerves"):
+        crossings.use_model(wrong)

@@ -22,7 +22,7 @@ from skinseg.measure.crossings import CrossingParams, CrossingResult, crossing_d
 from skinseg.models.registry import BIOPSY_NERVES, BIOPSY_TISSUE, list_models
 from skinseg.segment.biopsy import BiopsyAnalysis
 from skinseg._napari._layers import LayerDataTuple, labels_layer, points_layer
-from skinseg._napari._segment_widget import unique_name
+from skinseg._napari._choices import unique_name
 
 CLASSICAL_LABEL = "classical (no training)"
 TASKS = {"tissue": BIOPSY_TISSUE, "nerves": BIOPSY_NERVES}

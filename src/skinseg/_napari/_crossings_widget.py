@@ -21,11 +21,12 @@ from qtpy.QtWidgets import QFileDialog, QSizePolicy
 
 from skinseg.errors import SkinsegInputError
 from skinseg.measure.crossings import CrossingParams
+from skinseg.models.files import read_model_info
 from skinseg.segment.biopsy import BiopsyAnalysis, iter_count_crossings
 from skinseg._napari._crossings_logic import (
     TASKS, BiopsyInput, CrossingsSession, biopsy_input, layer_pixel_size, method_choices, result_layers,
 )  # fmt: skip
-from skinseg._napari._segment_widget import DEVICES, MODEL_FILE
+from skinseg._napari._choices import DEVICES, MODEL_FILE, with_model_file
 from skinseg._napari._worker import start_work
 
 MAIN_PARAMS = {"skeleton": ("junction_um", "reach_um"), "seed": ("band_width_um", "dbscan_eps_um")}
@@ -119,6 +120,19 @@ class CrossingsWidget(Container):
                 raise SkinsegInputError(f"Choose a {TASKS[key]} .safetensors model file (none selected).")
             return str(path)
         return self._choices[key][self._method[key].value]
+
+    def use_model(self, path: str | Path) -> None:
+        """Refresh the model lists and select the model file at ``path`` as the tissue or the
+        nerve method, whichever its task is (:class:`SkinsegInputError` for other models)."""
+        task = read_model_info(path).task
+        key = next((k for k, t in TASKS.items() if t == task), None)
+        if key is None:
+            raise SkinsegInputError(f"{Path(path).name} is a model for '{task}', not for biopsy tissue or nerves.")
+        self._choices = {k: method_choices(t) for k, t in TASKS.items()}
+        self._choices[key], label = with_model_file(self._choices[key], path, task)
+        for k, choices in self._choices.items():
+            self._method[k].choices = [*choices, MODEL_FILE]
+        self._method[key].value = label
 
     def params(self) -> CrossingParams:
         """The crossing parameters set in the widget (µm)."""

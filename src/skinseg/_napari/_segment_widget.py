@@ -15,22 +15,12 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
-from skinseg.models.registry import list_models, resolve_model
+from skinseg.models.registry import list_models
 from skinseg.segment.engine import SegmentationResult, iter_segment
+from skinseg._napari._choices import DEVICES, MODEL_FILE, unique_name, with_model_file
 from skinseg._napari._layers import LayerDataTuple, labels_layer
 from skinseg._napari._worker import start_work
 
-MODEL_FILE = "model file…"
-DEVICES = ["auto", "cpu", "cuda", "mps"]
-
-
-def unique_name(viewer: napari.viewer.Viewer, name: str) -> str:
-    """``name``, or ``name [2]``, ``name [3]`` ... if a layer already has it."""
-    existing = {layer.name for layer in viewer.layers}
-    candidate, k = name, 2
-    while candidate in existing:
-        candidate, k = f"{name} [{k}]", k + 1
-    return candidate
 
 
 def result_layers(result: SegmentationResult, image: napari.layers.Image, viewer: napari.viewer.Viewer) -> list[LayerDataTuple]:
@@ -94,16 +84,10 @@ class SegmentWidget(Container):
         SkinsegInputError
             If ``path`` is not an OCT-layers model file.
         """
-        path = Path(path).resolve()
-        models = {entry.label: entry for entry in list_models("oct-layers")}
-        listed = [label for label, entry in models.items() if entry.path and entry.path.resolve() == path]
-        if not listed:
-            entry = resolve_model(path, task="oct-layers")
-            models[entry.label] = entry
-            listed = [entry.label]
+        models, label = with_model_file({e.label: e for e in list_models("oct-layers")}, path, "oct-layers")
         self._models = models
         self._method.choices = [*models, MODEL_FILE]
-        self._method.value = listed[0]
+        self._method.value = label
 
     def model_spec(self) -> Any:
         """What to pass to :func:`iter_segment` as the model."""

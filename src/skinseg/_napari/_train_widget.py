@@ -25,11 +25,17 @@ from skinseg.errors import SkinsegInputError
 from skinseg.models.files import read_model_info
 from skinseg.train import TrainConfig
 from skinseg._napari import _train_logic as logic
-from skinseg._napari._segment_widget import DEVICES, SegmentWidget
+from skinseg._napari._choices import DEVICES
+from skinseg._napari._crossings_widget import CrossingsWidget
+from skinseg._napari._segment_widget import SegmentWidget
 from skinseg._napari._train_plot import CurvesView
 from skinseg._napari._worker import start_work
 
-PLUGIN, SEGMENT_WIDGET = "napari-skinseg", "Segment skin layers"
+PLUGIN = "napari-skinseg"
+USING_WIDGET = {"oct-layers": (SegmentWidget, "Segment skin layers")}
+"""Model task → the widget that runs such models and its name in the manifest; other
+(biopsy) tasks go to :data:`BIOPSY_WIDGET`."""
+BIOPSY_WIDGET = (CrossingsWidget, "Count nerve crossings")
 STOPPED = {"epochs": "all epochs run", "early stopping": "stopped early", "interrupted": "stopped by you"}
 """How a run ended (the model file's ``training["stopped"]``), in words."""
 
@@ -235,20 +241,23 @@ class TrainWidget(Container):
 
     # --- using the result ------------------------------------------------------
     def use_model(self) -> None:
-        """Put the model in the user model folder and select it in the Segment widget."""
+        """Put the model in the user model folder and select it in the widget that runs it
+        (Segment skin layers for OCT layers, Count nerve crossings for biopsy tissue or nerves)."""
         if self.model_path is None:
             return
         try:
             path = self.model_path = logic.to_user_models(self.model_path)
-            self.segment_widget().use_model(path)
+            task = read_model_info(path).task
+            self.using_widget(task).use_model(path)
         except (SkinsegInputError, OSError) as e:
             self._say(f"⚠ {e}")
             return
-        self._say(f"Segment widget now uses {path.name} (saved in {path.parent})")
+        self._say(f"{USING_WIDGET.get(task, BIOPSY_WIDGET)[1]} now uses {path.name} (saved in {path.parent})")
 
-    def segment_widget(self) -> SegmentWidget:
-        """The open Segment widget, or a new one docked."""
+    def using_widget(self, task: str) -> SegmentWidget | CrossingsWidget:
+        """The open widget that runs models of ``task``, or a new one docked."""
+        kind, name = USING_WIDGET.get(task, BIOPSY_WIDGET)
         for widget in self._viewer.window.dock_widgets.values():
-            if isinstance(widget, SegmentWidget):
+            if isinstance(widget, kind):
                 return widget
-        return self._viewer.window.add_plugin_dock_widget(PLUGIN, SEGMENT_WIDGET)[1]
+        return self._viewer.window.add_plugin_dock_widget(PLUGIN, name)[1]
