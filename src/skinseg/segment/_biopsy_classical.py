@@ -15,8 +15,10 @@ Tissue (:func:`iter_classical_tissue`)
        rest of the section (dense layer, stratum corneum) is epidermis.
     4. Smoothing moves that edge into the dermis (by about 1.7 σ on the phantoms), so the
        junction is refined column by column (with the section turned epidermis-up): the
-       steepest drop of nuclei density, smoothed only ``edge_sigma_um`` across the layer,
-       within reach of the coarse edge; a median filter along the section removes strays.
+       steepest drop of nuclei density (the lower edge of the basal cell row, which sits
+       on the basement membrane), smoothed only ``edge_sigma_um`` across the layer and
+       along the junction itself (columns shifted by a guide line: first the coarse edge,
+       then the first pass's edge); a median filter along the section removes strays.
 Nerves (:func:`classical_nerves`)
     Fibre channel (DAB from ``rgb2hed``, or green minus red for fluorescence) →
     Sato ridge filter at scales in µm → hysteresis threshold between two Otsu levels of
@@ -70,7 +72,7 @@ class ClassicalParams:
         split by Otsu gives about 0.64–0.72.
     edge_sigma_um
         Gaussian σ across the layer when the junction is refined: the steepest drop of
-        nuclei density marks it.
+        nuclei density marks it (along it: ``nuclei_sigma_um``, following the junction).
     edge_smooth_um
         Median filter along the section on the refined junction (removes stray columns).
     ridge_sigmas_um
@@ -88,7 +90,7 @@ class ClassicalParams:
     min_slide_contrast: float = 1.5
     nuclei_sigma_um: float = 8.0
     min_layer_separation: float = 0.75
-    edge_sigma_um: float = 3.0
+    edge_sigma_um: float = 2.0
     edge_smooth_um: float = 10.0
     ridge_sigmas_um: tuple[float, ...] = (0.75,)
     min_length_um: float = 8.0
@@ -164,24 +166,45 @@ def _upright(dense: np.ndarray, section: np.ndarray) -> int:
     return 3 if dc >= 0 else 1  # dense on the left: turn clockwise
 
 
+def _steepest_drop(
+    nuclei: np.ndarray, guide: np.ndarray, halfwin: int, sigma_px: tuple[float, float]
+) -> np.ndarray:
+    """Per column: the row below the steepest drop of nuclei density within ``halfwin`` rows
+    of ``guide``. The image is first flattened along the guide (each column shifted by it),
+    so that the smoothing ``sigma_px`` = (across, along) runs along the layer, not along
+    the image rows: on a sloping junction, smoothing along rows blurs the basal row across
+    it and pushes the steepest drop into the dermis.
+    """
+    base = np.round(guide).astype(np.intp)
+    offsets = np.arange(-halfwin, halfwin + 1)[:, None]
+    flat = nuclei[np.clip(base + offsets, 0, nuclei.shape[0] - 1), np.arange(nuclei.shape[1])]
+    drop = np.diff(ndi.gaussian_filter(flat, sigma_px, mode="nearest"), axis=0)
+    return np.clip(base - halfwin + np.argmin(drop, axis=0) + 1, 1, nuclei.shape[0] - 1)
+
+
 def _refined_dej(
     nuclei: np.ndarray, dermis: np.ndarray, dense: np.ndarray, pixel_size_um: float,
     params: ClassicalParams,
 ) -> np.ndarray:
-    """Per column of an upright section: the first dermis row, moved to the steepest drop
-    of nuclei density (smoothed little across the layer, much along it) within reach of
-    the coarse edge, then median-filtered along the section. -1 where a column has no edge.
+    """Per column of an upright section: the first dermis row at the steepest drop of nuclei
+    density, smoothed little across the layer and much along it. Two passes: along the
+    coarse (Otsu) edge within reach of it, then along the first pass's edge; each median-
+    filtered along the section. -1 where a column has no edge.
     """
     rows = np.arange(dermis.shape[0])[:, None]
     coarse = np.where(dermis.any(axis=0), np.argmax(dermis, axis=0), -1)
     has_edge = (coarse > 0) & (dense & (rows < coarse)).any(axis=0)
+    if not has_edge.any():
+        return np.full(coarse.shape, -1)
+    cols = np.arange(coarse.size)
+    coarse = np.interp(cols, cols[has_edge], coarse[has_edge])
     across, along = params.edge_sigma_um / pixel_size_um, params.nuclei_sigma_um / pixel_size_um
-    drop = np.diff(ndi.gaussian_filter(nuclei, (across, along)), axis=0)
-    reach = (rows[:-1] >= coarse - 3 * along) & (rows[:-1] <= coarse + along)
-    edge = np.argmin(np.where(reach, drop, np.inf), axis=0) + 1
     size = max(1, int(round(params.edge_smooth_um / pixel_size_um)) | 1)
-    edge = ndi.median_filter(edge, size=size, mode="nearest")
-    return np.where(has_edge, edge, -1)
+    guide = ndi.gaussian_filter1d(coarse, along) - along  # reach: 3 σ above, 1 σ below
+    edge = _steepest_drop(nuclei, guide, int(round(2 * along)), (across, along))
+    guide = ndi.gaussian_filter1d(ndi.median_filter(edge, size, mode="nearest").astype(float), across)
+    edge = _steepest_drop(nuclei, guide, int(round(3 * across)), (across, along))
+    return np.where(has_edge, ndi.median_filter(edge, size, mode="nearest"), -1)
 
 
 def iter_classical_tissue(
