@@ -106,7 +106,7 @@ RECIPES: dict[str, Recipe] = {
         patience=100, class_weights=None, class_crops=1.0, device="cpu"), neighbours=1),
     "aligned": Recipe("scratch", TrainConfig(
         epochs=150, batch_size=2, patch=(160, 512), learning_rate=2e-3, schedule="cosine",
-        patience=100, class_weights=None, class_crops=1.0, device="cpu"), neighbours=1,
+        patience=100, class_weights="frequency", class_crops=1.0, device="cpu"), neighbours=1,
         surface_window={"above": 32, "rows": 160}),
 }
 
