@@ -36,12 +36,13 @@ from skinseg.train import (
     AddReport, EpochReport, SliceSet, TrainConfig, TrainingSet, annotated_slices, block_split, is_training_set,
     new_model_info, slices_for_model, slices_from_pairs, train,
 )  # fmt: skip
+from skinseg._napari._choices import MODEL_FILE
 
 FROM_LABELS = "from the labels layer"
 TASK_TABLES = {"OCT layers": OCT_CLASSES, "biopsy tissue": TISSUE_CLASSES, "nerves": NERVE_CLASSES}
 """Task choice → class table; a model's task is its class table's name."""
 
-BUILTIN, SCRATCH, MODEL_FILE = "built-in model", "from scratch", "model file…"
+BUILTIN, SCRATCH = "built-in model", "from scratch"
 START_CHOICES = [BUILTIN, SCRATCH, MODEL_FILE]
 
 

@@ -109,7 +109,7 @@ def write_pair(
     tmp = pairs / f"{TMP_PREFIX}{record['id']}-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        sizes = (1.0,) * (labels.ndim - 2) + tuple(record["pixel_size_um"] or (1.0, 1.0))
+        sizes = pixel_sizes(record, labels.ndim)
         write_image(tmp / IMAGE_FILE, image, pixel_size_um=sizes, rgb=rgb)
         write_labels(tmp / LABELS_FILE, labels, pixel_size_um=sizes, class_table=class_table)
         with atomic_write(tmp / RECORD_FILE, "w") as fh:
@@ -120,6 +120,11 @@ def write_pair(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def pixel_sizes(record: dict[str, Any], ndim: int) -> tuple[float, ...]:
+    """µm per axis of a stored pair of ``ndim`` dimensions: 1 across slices, 1 where unknown."""
+    return (1.0,) * (ndim - 2) + tuple(record["pixel_size_um"] or (1.0, 1.0))
 
 
 def read_pair(folder: Path, record: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

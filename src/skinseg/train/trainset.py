@@ -318,8 +318,7 @@ class TrainingSet:
     def _read_pair(self, record: dict[str, Any]) -> tuple[ImageData, np.ndarray]:
         """A stored pair, the image with its recorded pixel size (a surface window needs it)."""
         image, labels = store.read_pair(self.folder, record)
-        sizes = (1.0,) * (labels.ndim - 2) + tuple(record["pixel_size_um"] or (1.0, 1.0))
-        return ImageData(image, sizes, pixel_size_known=bool(record["pixel_size_um"]),
+        return ImageData(image, store.pixel_sizes(record, labels.ndim), pixel_size_known=bool(record["pixel_size_um"]),
                          rgb=self.modality == "rgb"), labels
 
     def info(self) -> TrainingSetInfo:
