@@ -145,6 +145,15 @@ def _untrained(task: str, table, architecture: str, arguments: dict, **extra) ->
     return info.build(), info
 
 
+def test_builtin_networks_segment_a_held_out_phantom(phantom):
+    """The shipped phantom-trained networks (seeds 20000…) on a phantom they never saw."""
+    tissue = segment_tissue(phantom.image, PX, method="builtin")
+    assert dice(tissue.labels == 2, phantom.tissue == 2) > 0.98
+    assert dice(tissue.labels == 1, phantom.tissue == 1) > 0.9
+    nerves = segment_nerves(phantom.image, PX, method="builtin")
+    assert modified_dice(nerves.mask, phantom.nerves > 0, k=3) > 0.9
+
+
 def test_networks_run_on_whole_images_tiled_and_resampled():
     p = biopsy_phantom((200, 300), PX, seed=5)
     hed = _untrained("biopsy-nerves", NERVE_CLASSES, "hed", {"channels": [4, 8]}, tile=(64, 64),

@@ -151,7 +151,6 @@ def test_start_model_and_default_output(user_models, tmp_path):
     from datetime import datetime
 
     from skinseg._napari import _train_logic as logic
-    from skinseg.errors import SkinsegInputError
     from skinseg.models.registry import BUILTIN_DIR
     from skinseg.train import TrainConfig
 
@@ -160,8 +159,9 @@ def test_start_model_and_default_output(user_models, tmp_path):
     request = logic.TrainRequest(OCT_CLASSES, output, TrainConfig())
     assert request.start_file().parent == BUILTIN_DIR
     assert logic.TrainRequest(OCT_CLASSES, output, TrainConfig(), start=None).start_file() is None
-    with pytest.raises(SkinsegInputError, match="no built-in model for 'biopsy-nerves'"):
-        logic.TrainRequest(NERVE_CLASSES, output, TrainConfig()).start_file()
+    # the built-in start model is the one of the labels' task
+    nerves = logic.TrainRequest(NERVE_CLASSES, output, TrainConfig())
+    assert nerves.start_file() == BUILTIN_DIR / "biopsy_nerves.safetensors"
     user_models.mkdir()
     (user_models / "mine.safetensors").write_bytes(b"older model")
     (tmp_path / "mine.safetensors").write_bytes(b"new model")

@@ -31,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sample", action="store_true", help="use the DAB biopsy phantom instead of INPUT")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--pixel-size", type=float, metavar="UM", help="µm per pixel (default: from the file)")
-    p.add_argument("--tissue", default="classical", help="classical, or a biopsy-tissue .safetensors model")
-    p.add_argument("--nerves", default="classical", help="classical, or a biopsy-nerves .safetensors model")
+    p.add_argument("--tissue", default="classical", help="classical (default), builtin (the shipped phantom-trained UNet), or a biopsy-tissue .safetensors model")
+    p.add_argument("--nerves", default="classical", help="classical (default), builtin (the shipped phantom-trained HED), or a biopsy-nerves .safetensors model")
     p.add_argument("--rule", choices=["skeleton", "seed"], default=CrossingParams.rule,
                    help="skeleton: distinct fibres changing side (default); seed: the paper's DBSCAN rule")
     defaults = CrossingParams()
