@@ -4,7 +4,7 @@ Run from the repository root (about 20 minutes on a 2-core CPU)::
 
     python scripts/train_builtin_oct.py [-o src/skinseg/models/builtin/oct_layers.safetensors]
         [--epochs 40] [--steps 20] [--threads 1] [--volumes 64] [--evaluate-only] [--real]
-        [--architecture unet16|unet8] [--class-weights none|mild|seed|frequency]
+        [--architecture unet16|unet16x5|unet8] [--class-weights none|mild|seed|frequency]
         [--device cpu|cuda] [--minutes M] [--workers N]
 
 Only phantoms (:func:`skinseg.synth.oct.oct_phantom`) are used: ../shared/data may not
@@ -58,6 +58,8 @@ CLASS_WEIGHTS = {"none": None, "mild": (1.0, 2.0, 2.0, 1.0, 1.0, 3.0, 1.0), "see
                  "frequency": "frequency"}
 ARCHITECTURES = {  # MONAI UNet arguments; benchmarks/bench_segment.py times both
     "unet16": {"spatial_dims": 2, "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 2},
+    "unet16x5": {"spatial_dims": 2, "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
+                 "num_res_units": 2},
     "unet8": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
               "num_res_units": 1, "norm": "batch"},
 }
@@ -195,7 +197,7 @@ def train_model(args: argparse.Namespace) -> None:
     network so far is kept)."""
     started = time.perf_counter()
     train_seeds = list(range(TRAIN_SEED, TRAIN_SEED + args.volumes))
-    val_seeds = list(range(VAL_SEED, VAL_SEED + 16))
+    val_seeds = list(range(VAL_SEED, VAL_SEED + args.val_volumes))
     with ProcessPoolExecutor(args.workers) as pool:
         pairs = list(pool.map(_training_pair, train_seeds, [SHAPE[0]] * len(train_seeds)))
         val = list(pool.map(_training_pair, val_seeds, [1] * len(val_seeds)))
@@ -205,7 +207,7 @@ def train_model(args: argparse.Namespace) -> None:
     info = new_model_info(train_set, name="OCT skin layers (built-in, phantom-trained)", task="oct-layers",
                           arguments=ARCHITECTURES[args.architecture], pixel_size_um=FACE_DEV_PIXEL_SIZE_UM[1:])
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch, patch=(256, 256),
-                         steps_per_epoch=args.steps, learning_rate=args.lr, schedule="cosine", patience=12,
+                         steps_per_epoch=args.steps, learning_rate=args.lr, schedule="cosine", patience=args.patience,
                          class_weights=CLASS_WEIGHTS[args.class_weights], seed=0, device=args.device)
     data = {
         "kind": "OCT phantoms only (skinseg.synth.oct.oct_phantom, scripts/train_builtin_oct.py)",
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--steps", type=int, default=20, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--val-volumes", type=int, default=16, help="validation phantoms (one B-scan each)")
+    ap.add_argument("--patience", type=int, default=12, help="early stopping patience (epochs)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--architecture", choices=sorted(ARCHITECTURES), default="unet16")
     ap.add_argument("--class-weights", choices=sorted(CLASS_WEIGHTS), default="seed",
