@@ -128,3 +128,29 @@ def test_cli_errors(tmp_path, phantom, capsys):
     assert "colour (RGB) image cannot join the oct training set" in capsys.readouterr().err
     assert main(["trainset", "info", str(tmp_path / "nowhere")]) == 2
     assert "no such training-set folder" in capsys.readouterr().err
+
+
+def test_trainset_info_lists_pairs_and_remove_takes_them_out(tmp_path, capsys):
+    folder = tmp_path / "set"
+    ts = TrainingSet.create(folder, OCT_CLASSES, modality="oct")
+    labels = np.zeros((3, 32, 24), np.uint8)
+    labels[[0, 1], 8:] = 4
+    for source in ("a.tif", "b.tif", "c.tif"):
+        ts.add(np.zeros((3, 32, 24), np.float32), labels, source=source)
+    assert main(["trainset", "info", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "pairs (id, annotated slices, source):\n  p0001  slice(s) 0-1  a.tif\n  p0002  slice(s) 0-1  b.tif" in out
+    assert main(["trainset", "remove", str(folder), "p0002"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 1 pair(s) (p0002) with 2 annotated slice(s)" in out
+    [backup] = (folder / "backups").iterdir()
+    assert f"kept in {folder / 'backups'}: {backup.name}" in out
+    assert "the set now holds 4 annotated slice(s) in 2 pair(s)" in out
+    assert [r["source"] for r in TrainingSet.open(folder).pairs] == ["a.tif", "c.tif"]
+    assert main(["trainset", "remove", str(folder), "p0002", "p0003"]) == 2
+    assert "no pair p0002 in this training set; its pairs are p0001, p0003" in capsys.readouterr().err
+    assert len(TrainingSet.open(folder).pairs) == 2  # nothing removed
+    assert main(["trainset", "remove", str(folder), "p0001", "p0003"]) == 0
+    capsys.readouterr()
+    assert main(["trainset", "info", str(folder)]) == 0
+    assert "0 annotated slice(s) in 0 pair(s)" in (out := capsys.readouterr().out) and "no pairs yet" in out

@@ -178,3 +178,34 @@ def test_a_trained_model_is_selected_where_it_runs(make_napari_viewer, tmp_path,
     wrong = save_model(tmp_path / "oct.safetensors", oct_info.build(), oct_info)
     with pytest.raises(SkinsegInputError, match="not for biopsy tissue or nerves"):
         crossings.use_model(wrong)
+
+
+def test_method_lists_follow_the_user_model_folder(make_napari_viewer, qtbot, tmp_path, monkeypatch):
+    """A model trained after the widget opened shows up when the user opens the list."""
+    from qtpy.QtCore import Qt
+
+    from skinseg.models.files import ModelInfo, save_model
+
+    def nerve_model(path, name):
+        info = ModelInfo(name=name, task="biopsy-nerves", architecture="hed",
+                         arguments={"channels": [4, 8], "in_channels": 3, "out_channels": 2}, in_channels=3,
+                         class_table=NERVE_CLASSES, normalisation={"kind": "fixed", "low": 0, "high": 255})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_model(path, info.build(), info)
+
+    monkeypatch.setenv("SKINSEG_MODEL_DIR", str(tmp_path / "models"))
+    widget = _dock(make_napari_viewer())
+    nerves, tissue = widget._method["nerves"], widget._method["tissue"]
+    picked = nerve_model(tmp_path / "elsewhere" / "picked.safetensors", "picked")
+    widget.use_model(picked)  # a file outside the folder, as "Use this model" adds it
+    label = nerves.value
+    tissue_before = list(tissue.choices)
+    nerve_model(tmp_path / "models" / "later.safetensors", "trained later")
+    assert "later (user: trained later)" not in nerves.choices
+    qtbot.mouseClick(nerves.native, Qt.MouseButton.LeftButton)
+    nerves.native.hidePopup()
+    assert list(nerves.choices)[-3:] == ["later (user: trained later)", label, "model file…"]
+    assert nerves.value == label and widget.method("nerves").path == picked  # the selection stays
+    qtbot.mouseClick(tissue.native, Qt.MouseButton.LeftButton)
+    tissue.native.hidePopup()
+    assert list(tissue.choices) == tissue_before  # a nerve model is not a tissue method

@@ -39,7 +39,7 @@ def _run(qtbot, widget):
 def test_classical_gives_labels_at_image_scale(qtbot, viewer_with_phantom):
     viewer, phantom = viewer_with_phantom
     widget = _widget(viewer)
-    widget._method.value = next(k for k, e in widget._models.items() if e.is_classical)
+    widget._method.value = next(k for k, e in widget._choices.models.items() if e.is_classical)
     _run(qtbot, widget)
     labels = viewer.layers["scan layers"]
     assert labels.data.shape == phantom.image.shape and labels.data.dtype == np.uint8
@@ -76,7 +76,7 @@ def test_cancel_stops_without_layer(qtbot, make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.add_image(oct_phantom((64, 96, 64), seed=2).image, name="big")
     widget = _widget(viewer)
-    widget._method.value = next(k for k, e in widget._models.items() if e.is_classical)
+    widget._method.value = next(k for k, e in widget._choices.models.items() if e.is_classical)
     widget._batch.value = 1
     widget.start()
     widget.cancel()
@@ -91,3 +91,48 @@ def test_rgb_layer_is_refused_with_a_message(make_napari_viewer):
     widget = _widget(viewer)
     widget.start()
     assert widget.worker is None and "photo" in widget._status.value and "RGB" in widget._status.value
+
+
+def _oct_model(path, name):
+    info = ModelInfo(
+        name=name, task="oct-layers", architecture="monai.UNet",
+        arguments={"spatial_dims": 2, "in_channels": 1, "out_channels": 7, "channels": [2, 4], "strides": [2]},
+        in_channels=1, class_table=OCT_CLASSES, normalisation={"kind": "percentile", "low": 1.0, "high": 99.5},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return save_model(path, info.build(), info)
+
+
+def _open_list(qtbot, combo, key=None):
+    """What the user does: click the drop-down (or press ``key`` on it), then close its list."""
+    from qtpy.QtCore import Qt
+
+    if key is None:
+        qtbot.mouseClick(combo.native, Qt.MouseButton.LeftButton)
+    else:
+        qtbot.keyClick(combo.native, key)
+    combo.native.hidePopup()
+    return [str(c) for c in combo.choices]
+
+
+def test_model_list_follows_the_user_model_folder(qtbot, make_napari_viewer, tmp_path, monkeypatch):
+    from qtpy.QtCore import Qt
+
+    monkeypatch.setenv("SKINSEG_MODEL_DIR", str(tmp_path / "models"))
+    widget = _widget(make_napari_viewer())
+    combo = widget._method
+    chosen = combo.value
+    elsewhere = _oct_model(tmp_path / "elsewhere" / "picked.safetensors", "picked")
+    widget.use_model(elsewhere)  # "Use this model" of the Train widget, a file outside the folder
+    picked = combo.value
+    assert picked.startswith("picked (file:")
+    _oct_model(tmp_path / "models" / "trained_later.safetensors", "later")  # saved after the widget was made
+    assert "trained_later (user: later)" not in combo.choices
+    choices = _open_list(qtbot, combo)
+    assert "trained_later (user: later)" in choices and picked in choices and choices[-1] == "model file…"
+    assert combo.value == picked and widget.model_spec().path == elsewhere  # the selection stays
+    combo.value = chosen
+    _oct_model(tmp_path / "models" / "by_key.safetensors", "key")
+    assert "by_key (user: key)" in _open_list(qtbot, combo, Qt.Key.Key_F4) and combo.value == chosen
+    (tmp_path / "models" / "trained_later.safetensors").unlink()  # a model deleted meanwhile goes away
+    assert "trained_later (user: later)" not in _open_list(qtbot, combo)

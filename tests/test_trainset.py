@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -253,3 +254,77 @@ def test_import_face_dev_band_masks(tmp_path):
     stored = tifffile.imread(tmp_path / "face" / store.PAIRS / first["id"] / store.LABELS_FILE)
     mask = read_raster(FACE / "masks" / "0001.png")
     np.testing.assert_array_equal(stored, band_mask_to_labels(mask))
+
+
+@pytest.fixture
+def three_pairs(oct_set):
+    """A set of three B-scans, sources a, b, c (pairs p0001-p0003), with different DEJs."""
+    for i, source in enumerate("abc"):
+        oct_set.add(_volume(1, seed=i)[0], _layers(dej=14 + 2 * i), source=source)
+    return oct_set
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_remove_moves_pairs_to_backups(three_pairs, tmp_path):
+    folder = tmp_path / "set"
+    labels_b = (folder / store.PAIRS / "p0002" / store.LABELS_FILE).read_bytes()
+    assert three_pairs.info().pair_lines()[1].split() == ["p0002", "slice(s)", "0", "b"]
+    report = three_pairs.remove(["p0002"])
+    assert (report.removed, report.slices) == (("p0002",), 1) and "p0002" in str(report)
+    [backup] = report.backups
+    assert backup.parent == folder / store.BACKUPS and backup.name.startswith("p0002-")
+    assert (backup / store.LABELS_FILE).read_bytes() == labels_b  # moved whole, not rewritten
+    assert sorted(p.name for p in (folder / store.PAIRS).iterdir()) == ["p0001", "p0003"]
+    assert [r["id"] for r in three_pairs.pairs] == ["p0001", "p0003"]
+    assert [k.source for k in three_pairs.slices().keys] == ["a", "c"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to heal
+        reopened = TrainingSet.open(folder)
+    assert [r["source"] for r in reopened.pairs] == ["a", "c"] and reopened.info().n_slices == 2
+    np.testing.assert_array_equal(reopened.slices().labels[1], slices_from_pairs([(_volume(1, seed=2)[0],
+                                                                                   _layers(dej=18))],
+                                                                                 OCT_CLASSES).labels[0])
+    # removing every pair leaves a valid, empty set that takes new pairs
+    assert reopened.remove(["p0003", "p0001", "p0001"]).removed == ("p0001", "p0003")
+    empty = TrainingSet.open(folder)
+    assert (empty.info().n_pairs, empty.info().pair_lines()) == (0, [])
+    assert len(list((folder / store.BACKUPS).iterdir())) == 3
+    assert empty.add(_volume(1)[0], _layers(), source="d").added == ("p0004",)  # ids are never reused
+
+
+def test_unknown_pair_ids_change_nothing(three_pairs, tmp_path):
+    folder = tmp_path / "set"
+    before = _files(folder)
+    with pytest.raises(SkinsegInputError, match=r"set: no pair p0042 in .*its pairs are p0001, p0002, p0003\."):
+        three_pairs.remove(["p0002", "p0042"])
+    assert _files(folder) == before and not (folder / store.BACKUPS).exists()
+    assert [r["id"] for r in three_pairs.pairs] == ["p0001", "p0002", "p0003"]
+    assert three_pairs.remove([]).removed == () and _files(folder) == before
+
+
+def test_interrupted_remove_heals_on_open(three_pairs, tmp_path, monkeypatch):
+    folder = tmp_path / "set"
+    kept = {i: (folder / store.PAIRS / i / store.LABELS_FILE).read_bytes() for i in ("p0001", "p0003")}
+    back_up, calls = store.back_up, []
+
+    def dies_on_second(*args):  # the manifest is written and one folder moved, then the process dies
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return back_up(*args)
+
+    monkeypatch.setattr(store, "back_up", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        three_pairs.remove(["p0001", "p0003"])
+    monkeypatch.undo()
+    assert [r["id"] for r in three_pairs.pairs] == ["p0002"]  # memory matches the manifest on disk
+    assert sorted(p.name for p in (folder / store.PAIRS).iterdir()) == ["p0002", "p0003"]
+    with pytest.warns(UserWarning, match="moved unlisted pair p0003 to backups.*interrupted add or remove"):
+        healed = TrainingSet.open(folder)
+    assert [r["source"] for r in healed.pairs] == ["b"] and [k.source for k in healed.slices().keys] == ["b"]
+    assert sorted(p.name for p in (folder / store.PAIRS).iterdir()) == ["p0002"]
+    backups = {p.name[:5]: p for p in (folder / store.BACKUPS).iterdir()}
+    assert {i: (p / store.LABELS_FILE).read_bytes() for i, p in backups.items()} == kept  # nothing lost

@@ -19,10 +19,10 @@ from skinseg.classes import NERVE_CLASSES, TISSUE_CLASSES
 from skinseg.measure.crossing_report import OVERLAY_CLASSES, write_tables
 from skinseg.errors import SkinsegInputError
 from skinseg.measure.crossings import CrossingParams, CrossingResult, crossing_density, find_crossings
-from skinseg.models.registry import BIOPSY_NERVES, BIOPSY_TISSUE, list_models
+from skinseg.models.registry import BIOPSY_NERVES, BIOPSY_TISSUE
 from skinseg.segment.biopsy import BiopsyAnalysis
 from skinseg._napari._layers import LayerDataTuple, labels_layer, points_layer
-from skinseg._napari._choices import unique_name
+from skinseg._napari._choices import model_list, unique_name
 
 CLASSICAL_LABEL = "classical (no training)"
 TASKS = {"tissue": BIOPSY_TISSUE, "nerves": BIOPSY_NERVES}
@@ -33,7 +33,7 @@ POINT_STYLE = {"size": 20, "face_color": "transparent", "border_color": "yellow"
 
 def method_choices(task: str) -> dict[str, Any]:
     """Drop-down label → method for ``segment_tissue``/``segment_nerves``: classical, then models."""
-    return {CLASSICAL_LABEL: "classical", **{entry.label: entry for entry in list_models(task)}}
+    return {CLASSICAL_LABEL: "classical", **model_list(task)}
 
 
 def layer_pixel_size(layer: napari.layers.Layer | None) -> tuple[float, bool]:

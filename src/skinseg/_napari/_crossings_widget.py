@@ -4,6 +4,7 @@ Count runs :func:`skinseg.segment.biopsy.iter_count_crossings` in a thread worke
 bar, Cancel) and adds tissue and nerve Labels, the boundary band and the crossings as
 Points, all at µm scale. Adding or deleting points updates the count and IENFD at once;
 after editing the tissue or nerve labels, Recount reruns only the crossing step. The
+method lists are read again whenever they are opened, so newly trained models appear. The
 logic lives in :mod:`skinseg._napari._crossings_logic`.
 """
 
@@ -26,7 +27,7 @@ from skinseg.segment.biopsy import BiopsyAnalysis, iter_count_crossings
 from skinseg._napari._crossings_logic import (
     TASKS, BiopsyInput, CrossingsSession, biopsy_input, layer_pixel_size, method_choices, result_layers,
 )  # fmt: skip
-from skinseg._napari._choices import DEVICES, MODEL_FILE, with_model_file
+from skinseg._napari._choices import DEVICES, MODEL_FILE, ModelChoices, ModelComboBox
 from skinseg._napari._worker import start_work
 
 MAIN_PARAMS = {"skeleton": ("junction_um", "reach_um"), "seed": ("band_width_um", "dbscan_eps_um")}
@@ -56,9 +57,8 @@ class CrossingsWidget(Container):
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         self._viewer = napari_viewer
         self._image_in = create_widget(annotation=napari.layers.Image, label="biopsy image (RGB)")
-        self._choices = {key: method_choices(task) for key, task in TASKS.items()}
-        self._method = {key: ComboBox(choices=[*choices, MODEL_FILE], label=f"{key} method / model")
-                        for key, choices in self._choices.items()}  # fmt: skip
+        self._choices = {key: ModelChoices(task, method_choices) for key, task in TASKS.items()}
+        self._method = {key: ModelComboBox(choices, f"{key} method / model") for key, choices in self._choices.items()}
         self._file = {key: FileEdit(mode="r", filter="*.safetensors", label=f"{key} model file", visible=False)
                       for key in TASKS}  # fmt: skip
         self._device = ComboBox(choices=DEVICES, value="auto", label="device")
@@ -119,7 +119,7 @@ class CrossingsWidget(Container):
             if not path.is_file():
                 raise SkinsegInputError(f"Choose a {TASKS[key]} .safetensors model file (none selected).")
             return str(path)
-        return self._choices[key][self._method[key].value]
+        return self._choices[key].models[self._method[key].value]
 
     def use_model(self, path: str | Path) -> None:
         """Refresh the model lists and select the model file at ``path`` as the tissue or the
@@ -128,10 +128,9 @@ class CrossingsWidget(Container):
         key = next((k for k, t in TASKS.items() if t == task), None)
         if key is None:
             raise SkinsegInputError(f"{Path(path).name} is a model for '{task}', not for biopsy tissue or nerves.")
-        self._choices = {k: method_choices(t) for k, t in TASKS.items()}
-        self._choices[key], label = with_model_file(self._choices[key], path, task)
-        for k, choices in self._choices.items():
-            self._method[k].choices = [*choices, MODEL_FILE]
+        label = self._choices[key].add_file(path)
+        for combo in self._method.values():
+            combo.reset_choices()
         self._method[key].value = label
 
     def params(self) -> CrossingParams:

@@ -2,7 +2,8 @@
 
 Collects inputs, runs :func:`skinseg.segment.engine.iter_segment` in a thread worker with
 a progress bar and Cancel, and puts the result in layers at the image's µm scale. A new
-result never overwrites a labels layer the user may have edited: it gets a new name.
+result never overwrites a labels layer the user may have edited: it gets a new name. The
+model list is read again whenever it is opened, so newly trained models appear.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, Label, Pus
 
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
-from skinseg.models.registry import list_models
+from skinseg.models.registry import OCT_LAYERS
 from skinseg.segment.engine import SegmentationResult, iter_segment
-from skinseg._napari._choices import DEVICES, MODEL_FILE, unique_name, with_model_file
+from skinseg._napari._choices import DEVICES, MODEL_FILE, ModelChoices, ModelComboBox, unique_name
 from skinseg._napari._layers import LayerDataTuple, labels_layer
 from skinseg._napari._worker import start_work
 
@@ -47,9 +48,9 @@ class SegmentWidget(Container):
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
         self._viewer = napari_viewer
-        self._models = {entry.label: entry for entry in list_models("oct-layers")}
+        self._choices = ModelChoices(OCT_LAYERS)
         self._image_in = create_widget(annotation=napari.layers.Image, label="OCT image")
-        self._method = ComboBox(choices=[*self._models, MODEL_FILE], label="method / model")
+        self._method = ModelComboBox(self._choices, "method / model")
         self._model_file = FileEdit(mode="r", filter="*.safetensors", label="model file", visible=False)
         self._device = ComboBox(choices=DEVICES, value="auto", label="device")
         self._batch = SpinBox(value=8, min=1, max=256, label="batch (B-scans)")
@@ -72,7 +73,7 @@ class SegmentWidget(Container):
     def _method_changed(self) -> None:
         file_chosen = self._method.value == MODEL_FILE
         self._model_file.visible = file_chosen
-        classical = not file_chosen and self._models[self._method.value].is_classical
+        classical = not file_chosen and self._choices.models[self._method.value].is_classical
         for widget in (self._device, self._batch, self._post, self._uncertainty):
             widget.enabled = not classical
 
@@ -84,9 +85,8 @@ class SegmentWidget(Container):
         SkinsegInputError
             If ``path`` is not an OCT-layers model file.
         """
-        models, label = with_model_file({e.label: e for e in list_models("oct-layers")}, path, "oct-layers")
-        self._models = models
-        self._method.choices = [*models, MODEL_FILE]
+        label = self._choices.add_file(path)
+        self._method.reset_choices()
         self._method.value = label
 
     def model_spec(self) -> Any:
@@ -96,7 +96,7 @@ class SegmentWidget(Container):
             if not path.is_file():
                 raise SkinsegInputError("Choose a .safetensors model file (none selected).")
             return str(path)
-        return self._models[self._method.value]
+        return self._choices.models[self._method.value]
 
     def start(self) -> None:
         """Start segmenting the chosen image layer in a worker."""

@@ -1,4 +1,4 @@
-"""``skinseg trainset add|info``: build, grow and inspect a training-set folder."""
+"""``skinseg trainset add|remove|info``: build, grow, prune and inspect a training-set folder."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ CLASS_TABLES = {"oct": OCT_CLASSES, "tissue": TISSUE_CLASSES, "nerves": NERVE_CL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("trainset", help="build, grow or inspect a training set (a folder of annotated slices)")
+    p = sub.add_parser("trainset", help="build, grow, prune or inspect a training set (a folder of annotated slices)")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser(
         "add", help="add (image, labels) pairs or a folder of images and masks; creates the set if needed",
@@ -37,7 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--context", type=int, default=0,
                      help="new OCT set: also keep K unannotated B-scans each side (for neighbour channels)")
     add.set_defaults(func=run_add)
-    info = actions.add_parser("info", help="print what a training set holds")
+    remove = actions.add_parser(
+        "remove", help="take pairs out of a training set (their folders move to its backups/)",
+        description="Remove pairs, by the ids that `skinseg trainset info` lists (e.g. p0003), from a "
+                    "training set. Nothing is deleted: the pair folders move to the set's backups/ folder.",
+    )
+    remove.add_argument("trainset", help="training-set folder")
+    remove.add_argument("pair_ids", nargs="+", metavar="PAIR_ID", help="pair ids, e.g. p0003")
+    remove.set_defaults(func=run_remove)
+    info = actions.add_parser("info", help="print what a training set holds, pair by pair")
     info.add_argument("trainset", help="training-set folder")
     info.set_defaults(func=run_info)
 
@@ -99,6 +107,16 @@ def run_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_remove(args: argparse.Namespace) -> int:
+    trainset = TrainingSet.open(args.trainset)
+    print(trainset.remove(args.pair_ids))
+    info = trainset.info()
+    print(f"the set now holds {info.n_slices} annotated slice(s) in {info.n_pairs} pair(s)")
+    return 0
+
+
 def run_info(args: argparse.Namespace) -> int:
-    print(TrainingSet.open(args.trainset).info())
+    info = TrainingSet.open(args.trainset).info()
+    print(info)
+    print("  pairs (id, annotated slices, source):" if info.pairs else "  no pairs yet", *info.pair_lines(), sep="\n")
     return 0

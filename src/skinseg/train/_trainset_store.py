@@ -1,6 +1,6 @@
 """On-disk layout of a training-set folder (:mod:`skinseg.train.trainset`): the manifest,
 pair folders written whole or not at all, backups, clean-up after a crash, and the
-reports of what a set holds and what an add did."""
+reports of what a set holds and what an add or a remove did."""
 
 from __future__ import annotations
 
@@ -37,6 +37,15 @@ def _damaged(folder: Path, what: str) -> SkinsegInputError:
     return SkinsegInputError(
         f"{folder}: damaged training set: {what}. Restore the file from a copy (older pairs are "
         f"kept in {BACKUPS}/), or start a new training set in another folder."
+    )
+
+
+def unknown_pairs(folder: Path, unknown: Sequence[str], known: Sequence[str]) -> SkinsegInputError:
+    """The error for pair ids ``unknown`` that the set in ``folder`` (pairs ``known``) lacks."""
+    listed = ", ".join(known[:20]) + (f" and {len(known) - 20} more" if len(known) > 20 else "")
+    return SkinsegInputError(
+        f"{folder}: no pair {', '.join(unknown)} in this training set; its pairs are "
+        f"{listed or 'none (it is empty)'}. `skinseg trainset info` lists them with their sources."
     )
 
 
@@ -158,6 +167,15 @@ def near(indices: Sequence[int], annotated: Sequence[int], context: int) -> np.n
     return np.abs(idx[:, None] - ann[None, :]).min(axis=1) <= context
 
 
+def index_ranges(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` as ``"0-2, 5, 7-8"``."""
+    idx = np.unique(np.asarray(indices, dtype=int))
+    if idx.size == 0:
+        return "none"
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)
+    return ", ".join(f"{r[0]}" if r.size == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
 @dataclass(frozen=True)
 class AddReport:
     """What one add (or an import, the sum of its adds) did to a training set.
@@ -198,10 +216,29 @@ class AddReport:
 
 
 @dataclass(frozen=True)
+class RemoveReport:
+    """What a remove did: the set, the ids of the pairs taken out, their annotated slices,
+    and where the pair folders went (under ``backups/``)."""
+
+    folder: Path
+    removed: tuple[str, ...] = ()
+    slices: int = 0
+    backups: tuple[Path, ...] = ()
+
+    def __str__(self) -> str:
+        if not self.removed:
+            return f"{self.folder}: nothing removed"
+        return (f"{self.folder}: removed {len(self.removed)} pair(s) ({', '.join(self.removed)}) with "
+                f"{self.slices} annotated slice(s); kept in {self.folder / BACKUPS}: "
+                + ", ".join(p.name for p in self.backups))
+
+
+@dataclass(frozen=True)
 class TrainingSetInfo:
     """What a training set holds (from its manifest): pairs, annotated slices, sources,
-    pixels per class name, and the median pixel size (rows, columns) in µm of the pairs
-    whose size is known (None if none is)."""
+    pixels per class name, the median pixel size (rows, columns) in µm of the pairs
+    whose size is known (None if none is), and each pair's (id, source, annotated slice
+    indices), listed by :meth:`pair_lines`."""
 
     folder: Path
     modality: str
@@ -212,6 +249,12 @@ class TrainingSetInfo:
     pixels_per_class: dict[str, int]
     pixel_size_um: tuple[float, float] | None
     context: int = 0
+    pairs: tuple[tuple[str, str, tuple[int, ...]], ...] = ()
+
+    def pair_lines(self) -> list[str]:
+        """One line per pair: id, annotated slices, source (the ids ``remove`` takes)."""
+        return [f"  {pair_id}  slice(s) {index_ranges(annotated)}  {source}"
+                for pair_id, source, annotated in self.pairs]
 
     def __str__(self) -> str:
         size = "unknown" if self.pixel_size_um is None else " × ".join(f"{s:g}" for s in self.pixel_size_um) + " µm"

@@ -13,7 +13,8 @@ Folder layout::
             image.ome.tif       the annotated slices of the image (OME-TIFF, µm pixel size)
             labels.ome.tif      their labels (OME-TIFF with the class table)
             pair.json           the pair's manifest record
-        backups/p0001-<time>/   pairs replaced by a later add of the same source and slice
+        backups/p0001-<time>/   pairs replaced by a later add of the same source and slice,
+                                or taken out with :meth:`TrainingSet.remove`
 
 Only annotated slices are stored: a slice counts when it holds any non-zero label
 (DESIGN.md). A set made with ``context=k`` also keeps the ``k`` B-scans on each side of
@@ -23,7 +24,8 @@ Every change is atomic: a pair is written into a temporary folder and renamed in
 place, then the manifest is rewritten atomically, last. A crash leaves the previous set
 intact; :meth:`TrainingSet.open` removes temporaries and moves unlisted pair folders to
 ``backups/``. Adding the same source and slice again replaces the old slice and keeps the
-old pair under ``backups/``; nothing is overwritten without a backup.
+old pair under ``backups/``; nothing is overwritten without a backup. Removing pairs
+rewrites the manifest, then moves their folders to ``backups/`` (``open`` ends the move).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from skinseg.io._tiff import as_pixel_sizes
 from skinseg.io.image_data import ImageData
 from skinseg.models.files import ModelInfo
 from skinseg.train import _trainset_store as store
-from skinseg.train._trainset_store import AddReport, TrainingSetInfo
+from skinseg.train._trainset_store import AddReport, RemoveReport, TrainingSetInfo
 from skinseg.train.dataset import InMemorySlices, SliceKey, annotated_slices, slices_from_pairs
 
 PIXEL_SIZE_TOLERANCE = 1.5
@@ -127,7 +129,7 @@ class TrainingSet:
 
     @classmethod
     def open(cls, folder: str | Path) -> TrainingSet:
-        """Open the set in ``folder``, tidying up after an interrupted add.
+        """Open the set in ``folder``, tidying up after an interrupted add or remove.
 
         Raises
         ------
@@ -138,7 +140,7 @@ class TrainingSet:
         folder = Path(folder)
         manifest = store.read_manifest(folder)
         for line in store.clean_up(folder, manifest):
-            warnings.warn(f"{folder}: {line} (left by an interrupted add)", stacklevel=2)
+            warnings.warn(f"{folder}: {line} (left by an interrupted add or remove)", stacklevel=2)
         return cls(folder, manifest)
 
     @classmethod
@@ -313,6 +315,33 @@ class TrainingSet:
                          class_table=self.class_table)
         return record
 
+    # -- removing -------------------------------------------------------------------------
+
+    def remove(self, pair_ids: Sequence[str]) -> RemoveReport:
+        """Take the pairs ``pair_ids`` (as listed by :meth:`info`, e.g. ``"p0003"``) out of
+        the set: the manifest is rewritten without them, then their folders move to
+        ``backups/`` (nothing is deleted). Removing every pair leaves an empty set.
+
+        Raises
+        ------
+        SkinsegInputError
+            When an id is not a pair of the set; nothing is changed then.
+        """
+        self._manifest = store.read_manifest(self.folder)  # another window or process may have changed it
+        wanted = list(dict.fromkeys(str(i) for i in pair_ids))
+        records = self._manifest["pairs"]
+        known = [str(r["id"]) for r in records]
+        if unknown := [i for i in wanted if i not in known]:
+            raise store.unknown_pairs(self.folder, unknown, known)
+        if not wanted:
+            return RemoveReport(self.folder)
+        gone = [r for r in records if r["id"] in wanted]
+        manifest = {**self._manifest, "pairs": [r for r in records if r["id"] not in wanted]}
+        store.write_manifest(self.folder, manifest)
+        self._manifest = manifest
+        backups = tuple(store.back_up(self.folder, r["id"]) for r in gone)
+        return RemoveReport(self.folder, tuple(r["id"] for r in gone), sum(len(r["annotated"]) for r in gone), backups)
+
     # -- reading --------------------------------------------------------------------------
 
     def _read_pair(self, record: dict[str, Any]) -> tuple[ImageData, np.ndarray]:
@@ -331,6 +360,7 @@ class TrainingSet:
         return TrainingSetInfo(
             self.folder, self.modality, table, len(pairs), sum(len(r["annotated"]) for r in pairs),
             len({r["source"] for r in pairs}), counts, size, self.context,
+            tuple((str(r["id"]), str(r["source"]), tuple(r["annotated"])) for r in pairs),
         )
 
     def slices(
