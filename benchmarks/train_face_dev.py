@@ -2,7 +2,9 @@
 
 Run: ``python benchmarks/train_face_dev.py [--quick] [--split test|val] [--recipes A B ...]
 [--out DIR] [--set FIELD=VALUE ...]`` (``--set`` overrides :class:`TrainConfig` fields of
-every recipe trained, for sweeps, e.g. ``--set learning_rate=1e-3 'patch=[160,512]'``).
+every recipe trained, for sweeps, e.g. ``--set learning_rate=1e-3 'patch=[160,512]'``;
+``augmentation`` takes changes to :func:`skinseg.train.oct_augmentation`'s defaults, e.g.
+``--set 'augmentation={"zoom":[1,1]}'``).
 
 ``../shared/data/skin-oct-face-dev`` holds 60 adjacent B-scans of one tomogram with expert
 epidermis masks (converted per column to air / epidermis / dermis by
@@ -24,7 +26,8 @@ classical method over the whole tomogram:
 
 Recipe ``aligned`` (the best found) flattens each B-scan to the classical skin surface and
 keeps a 160-row window from 32 rows above it (``surface_window``, recorded in the model
-file, repeated by the inference engine); ``deep`` trains on whole-depth 512 × 128 patches.
+file, repeated by the inference engine) and saves a moving average of the weights
+(``weight_average``); ``deep`` trains on whole-depth 512 × 128 patches.
 
 ``--quick`` trains each recipe for a few batches (a 1–2 minute smoke run); its figures
 mean nothing.
@@ -63,7 +66,9 @@ from skinseg.progress import run  # noqa: E402
 from skinseg.segment.classical import segment_classical  # noqa: E402
 from skinseg.segment.engine import segment  # noqa: E402
 from skinseg.segment.postprocess import PostprocessParams  # noqa: E402
-from skinseg.train import TrainConfig, new_model_info, slices_for_model, slices_from_pairs, train  # noqa: E402
+from skinseg.train import (  # noqa: E402
+    TrainConfig, new_model_info, oct_augmentation, slices_for_model, slices_from_pairs, train,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE = DATA / "skin-oct-face-dev"
@@ -106,8 +111,8 @@ RECIPES: dict[str, Recipe] = {
         patience=100, class_weights=None, class_crops=1.0, device="cpu"), neighbours=1),
     "aligned": Recipe("scratch", TrainConfig(
         epochs=150, batch_size=2, patch=(160, 512), learning_rate=2e-3, schedule="cosine",
-        patience=100, class_weights="frequency", class_crops=1.0, device="cpu"), neighbours=1,
-        surface_window={"above": 32, "rows": 160}),
+        patience=100, class_weights="frequency", class_crops=1.0, weight_average=0.995, device="cpu"),
+        neighbours=1, surface_window={"above": 32, "rows": 160}),
 }
 
 
@@ -124,9 +129,15 @@ def _split_labels(truth: np.ndarray, part: str) -> np.ndarray:
 
 
 def _overridden(config: TrainConfig, settings: list[str]) -> TrainConfig:
-    """``config`` with ``field=json-value`` settings from the command line (sweeps)."""
-    pairs = (setting.split("=", 1) for setting in settings)
-    return replace(config, **{key: json.loads(value) for key, value in pairs})
+    """``config`` with ``field=json-value`` settings from the command line (sweeps).
+
+    ``augmentation`` takes a JSON object of changes to :func:`oct_augmentation`'s defaults.
+    """
+    values = {key: json.loads(value) for key, value in (s.split("=", 1) for s in settings)}
+    if "augmentation" in values:
+        changes = {k: tuple(v) if isinstance(v, list) else v for k, v in values["augmentation"].items()}
+        values["augmentation"] = oct_augmentation(**changes)
+    return replace(config, **values)
 
 
 def train_one(name: str, out: Path, quick: bool, settings: list[str] = ()) -> dict[str, Any]:

@@ -132,9 +132,10 @@ def test_early_stopping_stops(sets, info, tmp_path):
     assert read_model_info(out).training["stopped"] == "early stopping"
 
 
-def test_cancel_keeps_best_and_resume_continues_exactly(sets, info, tmp_path):
+@pytest.mark.parametrize("average", [0.0, 0.9])
+def test_cancel_keeps_best_and_resume_continues_exactly(sets, info, tmp_path, average):
     _, tr, va = sets
-    config = replace(CONFIG, epochs=4, augmentation=None)
+    config = replace(CONFIG, epochs=4, augmentation=None, weight_average=average)
     whole = tmp_path / "whole.safetensors"
     run(train(tr, va, whole, start=info, config=config))
 
@@ -153,9 +154,21 @@ def test_cancel_keeps_best_and_resume_continues_exactly(sets, info, tmp_path):
     assert steps[0][0] == 2 * 3 + 1  # progress continues where it stopped
     saved = read_model_info(out)
     assert [h["epoch"] for h in saved.training["history"]] == [1, 2, 3, 4]
-    assert not state_path(out).exists()
+    assert not state_path(out).exists() and not out.with_suffix(".average.safetensors").exists()
     wa, wb = _weights(whole), _weights(out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_weight_average_is_what_gets_validated_and_saved(sets, info, tmp_path):
+    _, tr, va = sets
+    runs = {a: run(train(tr, va, tmp_path / f"{a}.safetensors", start=info,
+                         config=replace(CONFIG, epochs=2, weight_average=a))) for a in (0.0, 0.9)}
+    plain, averaged = _weights(tmp_path / "0.0.safetensors"), _weights(tmp_path / "0.9.safetensors")
+    assert set(plain) == set(averaged)  # a plain network file, no averaging bookkeeping
+    assert any(not torch.equal(plain[k], averaged[k]) for k in plain)
+    assert runs[0.9].history[0].val_loss != runs[0.0].history[0].val_loss
+    with pytest.raises(ValueError, match="weight_average"):
+        TrainConfig(weight_average=1.0)
 
 
 def test_resume_without_state_is_a_clear_error(sets, tmp_path):

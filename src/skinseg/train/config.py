@@ -41,6 +41,10 @@ class TrainConfig:
         Average the Dice term over the classes present in each batch's labels only; use
         it when the labels hold fewer classes than the model predicts (e.g. fine-tuning
         the 7-class built-in model on air/epidermis/dermis masks).
+    weight_average
+        Decay per batch of an exponential moving average of the weights (e.g. 0.99);
+        the average, not the latest weights, is validated and saved (steadier
+        boundaries from few training images). 0 (default): off.
     augmentation
         ``None``: the modality's default (OCT or RGB); else an :class:`Augmentation`.
     class_crops
@@ -65,6 +69,7 @@ class TrainConfig:
     lambda_dice: float = 1.0
     lambda_ce: float = 1.0
     dice_present_only: bool = False
+    weight_average: float = 0.0
     augmentation: Augmentation | None = None
     class_crops: float = 0.5
     seed: int = 0
@@ -76,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'plateau' or 'cosine', not {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be at least 1")
+        if not 0.0 <= self.weight_average < 1.0:
+            raise ValueError(f"weight_average must be in [0, 1), not {self.weight_average}")
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self), default=str))

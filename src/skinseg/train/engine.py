@@ -12,9 +12,11 @@ resume state (latest weights, AdamW moments, schedule, history: safetensors + JS
 pickle) is written beside it. Closing the generator (cancel) or an error keeps the best
 file and the resume state; :func:`train` with ``resume=True`` continues from that state.
 A run that ends by itself rewrites the best file with the full history and removes the
-state. With the same seed, data and configuration, CPU training gives the same weights,
-and a resumed run the same weights as an uninterrupted one: every epoch draws its
-randomness from ``(seed, epoch)`` alone.
+state. With ``config.weight_average`` an exponential moving average of the weights (and
+batch-norm statistics) follows training: it is what is validated and saved, and it is kept
+beside the state (``*.average.safetensors``) for resuming. With the same seed, data and
+configuration, CPU training gives the same weights, and a resumed run the same weights as
+an uninterrupted one: every epoch draws its randomness from ``(seed, epoch)`` alone.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from skinseg.classes import ClassTable
 from skinseg.errors import SkinsegInputError
+from skinseg.io.atomic import atomic_write
 from skinseg.models.files import ModelInfo, load_model, save_model
 from skinseg.progress import ProgressGenerator
 from skinseg.segment._device import select_device
@@ -221,6 +226,34 @@ def _setup(start, resume: bool, output: Path, device, seed: int):
     return info, net, _fresh_progress({"name": info.name, "file": Path(start).name}), None, None
 
 
+def _average_path(output: Path) -> Path:
+    """The moving average of the weights beside a model file, for resuming."""
+    return output.with_suffix(".average.safetensors")
+
+
+def _averaged(net: torch.nn.Module, decay: float, output: Path, resume: bool) -> AveragedModel | None:
+    """Exponential moving average of ``net`` (None when ``decay`` is 0), resumed from disk."""
+    if not decay:
+        return None
+    average = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    if resume:
+        try:
+            device = str(next(net.parameters()).device)
+            average.load_state_dict(load_file(str(_average_path(output)), device=device))
+        except Exception as e:  # noqa: BLE001 - missing or damaged: the same to the user
+            raise SkinsegInputError(
+                f"{_average_path(output)}: weight average missing or damaged ({e}); start a new training."
+            ) from e
+    return average
+
+
+def _save_average(average: AveragedModel, output: Path) -> None:
+    """Write the moving average atomically beside the model file."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in average.state_dict().items()}
+    with atomic_write(_average_path(output), "wb") as fh:
+        fh.write(save(tensors))
+
+
 def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, epoch: int, hw: _Hardware):
     """Train one epoch; yields the loss of each batch."""
     rng = np.random.default_rng([config.seed, epoch])
@@ -239,6 +272,8 @@ def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, e
         scaler.scale(loss).backward()
         scaler.step(opt)
         scaler.update()
+        if parts["average"] is not None:
+            parts["average"].update_parameters(net)
         yield float(loss.detach())
 
 
@@ -291,6 +326,8 @@ def train(
              "scaler": torch.amp.GradScaler("cuda", enabled=hw.amp)}
     for name, state in (saved or {}).items():
         parts[name].load_state_dict(state)
+    parts["average"] = _averaged(net, config.weight_average, output, resume)
+    model = net if parts["average"] is None else parts["average"].module  # validated and saved
     aug = config.augmentation or (rgb_augmentation() if train_set.modality == "rgb" else oct_augmentation())
     steps = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
     total, data, stopped = config.epochs * (steps + 1), dict(data or {}), "interrupted"
@@ -304,7 +341,7 @@ def train(
                 message = f"epoch {epoch}/{config.epochs}, batch {len(losses)}/{steps}, loss {loss:.4f}"
                 yield TrainStep(done, total, message)
             train_loss = float(np.mean(losses))
-            val_loss, dice = _validate(net, val_set, loss_fn, hw)
+            val_loss, dice = _validate(model, val_set, loss_fn, hw)
             rate = opt.param_groups[0]["lr"]
             if config.schedule == "plateau":
                 parts["scheduler"].step(val_loss)
@@ -317,11 +354,13 @@ def train(
             progress["epoch"] = epoch
             if improved:
                 progress.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
-                best_weights = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                save_model(output, net, replace(info, training=_summary(progress, data, config, "running")))
+                best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                save_model(output, model, replace(info, training=_summary(progress, data, config, "running")))
             else:
                 progress["bad_epochs"] += 1
             save_state(state_path(output), net, parts, info, progress)
+            if parts["average"] is not None:
+                _save_average(parts["average"], output)
             message = f"epoch {epoch}/{config.epochs}: train loss {train_loss:.4f}, val loss {val_loss:.4f}"
             yield TrainStep(done + 1, total, message, report)
             if progress["bad_epochs"] >= config.patience:
@@ -338,5 +377,6 @@ def train(
     if best_weights is None:
         raise RuntimeError("training diverged: no finite validation loss; lower the learning rate.")
     state_path(output).unlink(missing_ok=True)
+    _average_path(output).unlink(missing_ok=True)
     history = [EpochReport.from_dict(h) for h in progress["history"]]
     return TrainResult(output, best_info, best.eval(), history, progress["best_epoch"], stopped)
