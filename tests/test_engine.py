@@ -322,3 +322,10 @@ def test_surface_window_models_see_flattened_bscans_and_answer_in_place(volume):
     np.testing.assert_array_equal(top, np.floor(surface).astype(int))
     assert ((r.labels == 4).sum(axis=1) == band).all()
     assert (r.labels[:, -1] == 6).all() and (r.labels[:, 0] == 0).all()
+    blank = volume.copy()
+    blank[1] = 0  # a constant B-scan has no surface to flatten to: air, like any model's
+    r = segment(blank, (ByRow(), info), pixel_size_um=PIXEL_UM, device="cpu", postprocess=False)
+    assert not r.labels[1].any() and (r.labels[[0, 2]] == 4).any()
+    with pytest.warns(UserWarning, match="constant"):
+        r = segment(np.zeros_like(volume), (ByRow(), info), pixel_size_um=PIXEL_UM, device="cpu")
+    assert not r.labels.any()

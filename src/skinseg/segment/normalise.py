@@ -142,12 +142,19 @@ def surface_shifts(
     The surface is the classical method's (:func:`skinseg.segment.classical.segment_classical`)
     on the raw B-scans ``(n, depth, width)``; ``pixel_size_um`` is (depth, width) µm.
     Returns int ``(n, width)``: :func:`shift_columns` with these offsets flattens the
-    B-scans to their surface, with the negated offsets it undoes that.
+    B-scans to their surface, with the negated offsets it undoes that. Constant B-scans
+    have no surface: their offsets are 0 (the engine makes them air).
     """
     from skinseg.segment.classical import segment_classical  # the classical method reads no models
 
-    surface = segment_classical(raw, pixel_size_um=(1.0, *pixel_size_um[-2:])).surface
-    return np.floor(surface).astype(np.int64) - above
+    shifts = np.zeros((raw.shape[0], raw.shape[-1]), np.int64)
+    varied = np.flatnonzero([np.ptp(np.asarray(raw[i])) != 0 for i in range(raw.shape[0])])  # NaN: varied
+    if varied.size == 0:
+        return shifts
+    scans = raw if varied.size == raw.shape[0] else np.stack([np.asarray(raw[i]) for i in varied])
+    surface = segment_classical(scans, pixel_size_um=(1.0, *pixel_size_um[-2:])).surface
+    shifts[varied] = np.floor(surface).astype(np.int64) - above
+    return shifts
 
 
 def shift_columns(data: Any, shifts: np.ndarray, rows: int) -> np.ndarray:
