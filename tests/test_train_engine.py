@@ -177,6 +177,20 @@ def test_resume_without_state_is_a_clear_error(sets, tmp_path):
         next(train(tr, va, tmp_path / "m.safetensors", config=CONFIG, resume=True))
 
 
+def test_resume_with_a_damaged_weight_average_is_a_clear_error(sets, info, tmp_path):
+    _, tr, va = sets
+    out = tmp_path / "m.safetensors"
+    config = replace(CONFIG, epochs=3, weight_average=0.9)
+    gen = train(tr, va, out, start=info, config=config)
+    _steps_until_reports(gen, 1)
+    gen.close()
+    average = out.with_suffix(".average.safetensors")
+    average.write_bytes(b"cut short")
+    with pytest.raises(SkinsegInputError, match="weight average missing or damaged"):
+        next(train(tr, va, out, config=config, resume=True))
+    load_model(out)  # the best model so far is still there
+
+
 def test_fine_tune_from_a_model_file(sets, info, tmp_path):
     _, tr, va = sets
     first = tmp_path / "first.safetensors"
