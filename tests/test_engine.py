@@ -10,6 +10,7 @@ import pytest
 import torch
 import zarr
 
+from skinseg import progress
 from skinseg.classes import OCT_CLASSES, TISSUE_CLASSES
 from skinseg.errors import SkinsegInputError
 from skinseg.io.image_data import ImageData
@@ -315,7 +316,13 @@ def test_surface_window_models_see_flattened_bscans_and_answer_in_place(volume):
             return torch.nn.functional.one_hot(cls, 7).permute(2, 0, 1)[None].float().expand(x.shape[0], -1, -1, -1)
 
     info = replace(INFO, input={"surface_window": {"above": above, "rows": rows}}, tile=None)
-    r = segment(volume, (ByRow(), info), pixel_size_um=PIXEL_UM, device="cpu", batch_size=2, postprocess=False)
+    work = iter_segment(volume, (ByRow(), info), pixel_size_um=PIXEL_UM, device="cpu", batch_size=2,
+                        postprocess=False)
+    steps = []
+    r = progress.run(work, lambda *step: steps.append(step))
+    n = len(volume)  # progress while the classical surface is found (steps 1…n), then per batch
+    assert {total for _, total, _ in steps} == {2 * n} and steps[-1][0] == 2 * n
+    assert n == 5 and [d for d, _, _ in steps] == [0, 0, 5, 7, 9, 10]  # start, surface, batches of 2
     assert r.labels.shape == volume.shape
     surface = segment_classical(volume, pixel_size_um=PIXEL_UM).surface
     top = np.argmax(r.labels == 4, axis=1)

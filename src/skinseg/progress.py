@@ -8,6 +8,7 @@ each step (the CLI passes a progress bar).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Generator
 from typing import TypeVar
 
@@ -26,6 +27,17 @@ def run(work: ProgressGenerator[T], report: Callable[[int, int, str], None] | No
             return stop.value
         if report is not None:
             report(done, total, message)
+
+
+def offset(work: ProgressGenerator[T], start: int, total: int) -> ProgressGenerator[T]:
+    """Re-number a sub-task's steps as steps ``start + done`` of ``total``; returns its result."""
+    with contextlib.closing(work):
+        while True:
+            try:
+                done, _, message = next(work)
+            except StopIteration as stop:
+                return stop.value
+            yield start + done, total, message
 
 
 def cli_bar(desc: str, unit: str = "step") -> Callable[[int, int, str], None]:

@@ -15,7 +15,6 @@ in overlapping tiles (MONAI sliding windows). Documentation: docs/biopsy-segment
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,20 +290,9 @@ def iter_count_crossings(
     nerve_steps = classical.NERVE_STEPS if _is_classical(nerve_method) else 1
     total = tissue_steps + nerve_steps + 1
     common = dict(stain=stain, device=device, params=classical_params)
-    tissue = yield from _offset(iter_segment_tissue(rgb, px, tissue_method, **common), 0, total)
-    nerves = yield from _offset(iter_segment_nerves(rgb, px, nerve_method, **common), tissue_steps, total)
+    tissue = yield from progress.offset(iter_segment_tissue(rgb, px, tissue_method, **common), 0, total)
+    nerves = yield from progress.offset(iter_segment_nerves(rgb, px, nerve_method, **common), tissue_steps, total)
     yield total - 1, total, "crossings: nerve fibres through the DEJ"
     crossings = find_crossings(tissue.labels, nerves.mask, px, params)
     yield total, total, f"{source}: {crossings.count} crossing(s)"
     return BiopsyAnalysis(tissue, nerves, crossings, source)
-
-
-def _offset(work: progress.ProgressGenerator[Any], start: int, total: int) -> progress.ProgressGenerator[Any]:
-    """Re-number a sub-task's steps as steps ``start ...`` of ``total``."""
-    with contextlib.closing(work):
-        while True:
-            try:
-                done, _, message = next(work)
-            except StopIteration as stop:
-                return stop.value
-            yield start + done, total, message

@@ -46,11 +46,11 @@ from skinseg.segment._device import (
 from skinseg.segment._input import checked_pixel_sizes, oct_volume
 from skinseg.segment.normalise import (
     intensity_range,
+    iter_surface_shifts,
     neighbour_indices,
     normalise,
     per_bscan,
     shift_columns,
-    surface_shifts,
 )
 from skinseg.segment.postprocess import PostprocessParams, postprocess_probabilities
 
@@ -141,8 +141,9 @@ def iter_segment(
     Yields
     ------
     ``(done, total, message)``: ``done`` of ``total`` B-scans finished, first
-    ``(0, total, ...)``. Closing the generator stops after the current batch (and
-    its post-processing).
+    ``(0, total, ...)``; for a model with a surface window ``total`` is twice the
+    B-scans: the classical surface of each, then the network. Closing the generator
+    stops after the current batch (and its post-processing).
 
     Returns
     -------
@@ -172,7 +173,6 @@ def iter_segment(
     sizes = _pixel_sizes(given_sizes, info, len(volume.shape) - squeeze, source, messages)
     spec = info.normalisation
     window = info.input.get("surface_window")  # flatten to the classical surface, as in training
-    shifts = None if not window else surface_shifts(volume, sizes[-2:], int(window["above"]))
     value_range = None if per_bscan(spec) else intensity_range(volume, spec)
     if value_range is not None and not np.all(np.isfinite(value_range)):
         raise SkinsegInputError(_NAN.format(source=source))
@@ -180,7 +180,13 @@ def iter_segment(
     out = _Outputs(volume.shape, info.class_table.values, probabilities, uncertainty)
     tile, divisor = inference_tile(info), size_divisor(info)
     n, depth, width = volume.shape
-    yield 0, n, f"{source}: {name} on {dev.type}, {n} B-scan(s)"
+    # a surface-window model first needs the classical surface of every B-scan (steps 1…n)
+    first, total = (n, 2 * n) if window else (0, n)
+    yield 0, total, f"{source}: {name} on {dev.type}, {n} B-scan(s)"
+    shifts = None
+    if window:
+        finding = iter_surface_shifts(volume, sizes[-2:], int(window["above"]))
+        shifts = yield from progress.offset(finding, 0, total)
     # each batch is post-processed (numpy) in `worker` while the next one runs through the
     # network; at most one batch waits, so memory holds two batches' logits at most
     with cpu_threads(dev), ThreadPoolExecutor(max_workers=1) as worker:
@@ -213,7 +219,7 @@ def iter_segment(
                 pending.result()
             pending = worker.submit(out.store, start, scores, flat, sizes[-2], params)
             start = stop
-            yield stop, n, f"segmented B-scan {stop} of {n}"
+            yield first + stop, total, f"segmented B-scan {stop} of {n}"
         if pending is not None:
             pending.result()
     if out.constant:

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from skinseg import progress
+
 DEFAULT_NORMALISATION: dict[str, Any] = {"kind": "percentile", "low": 1.0, "high": 99.5}
 """The record new models get unless their trainer chooses another."""
 
@@ -145,15 +147,22 @@ def surface_shifts(
     B-scans to their surface, with the negated offsets it undoes that. Constant B-scans
     have no surface: their offsets are 0 (the engine makes them air).
     """
-    from skinseg.segment.classical import segment_classical  # the classical method reads no models
+    return progress.run(iter_surface_shifts(raw, pixel_size_um, above))
+
+
+def iter_surface_shifts(
+    raw: np.ndarray, pixel_size_um: tuple[float, ...], above: int
+) -> progress.ProgressGenerator[np.ndarray]:
+    """:func:`surface_shifts`, yielding the classical method's progress."""
+    from skinseg.segment.classical import iter_segment_classical  # the classical method reads no models
 
     shifts = np.zeros((raw.shape[0], raw.shape[-1]), np.int64)
     varied = np.flatnonzero([np.ptp(np.asarray(raw[i])) != 0 for i in range(raw.shape[0])])  # NaN: varied
     if varied.size == 0:
         return shifts
     scans = raw if varied.size == raw.shape[0] else np.stack([np.asarray(raw[i]) for i in varied])
-    surface = segment_classical(scans, pixel_size_um=(1.0, *pixel_size_um[-2:])).surface
-    shifts[varied] = np.floor(surface).astype(np.int64) - above
+    found = yield from iter_segment_classical(scans, pixel_size_um=(1.0, *pixel_size_um[-2:]))
+    shifts[varied] = np.floor(found.surface).astype(np.int64) - above
     return shifts
 
 
