@@ -200,10 +200,8 @@ def iter_segment_tissue(
     if _is_classical(method):
         labels = yield from classical.iter_classical_tissue(rgb, px, stain, params or ClassicalParams())
         return TissueResult(labels, (labels == _DERMIS).astype(np.float32), "classical", stain, px)
-    yield 0, 1, f"{source}: tissue network"
-    probs, name = network_probabilities(rgb, px, method, BIOPSY_TISSUE, TISSUE_CLASSES, device)
+    probs, name = yield from _network("tissue", source, rgb, px, method, device)
     labels = np.asarray(TISSUE_CLASSES.values, np.uint8)[probs.argmax(axis=0)]
-    yield 1, 1, "tissue done"
     return TissueResult(labels, probs[TISSUE_CLASSES.values.index(_DERMIS)], name, stain, px)
 
 
@@ -238,12 +236,24 @@ def iter_segment_nerves(
         mask = classical.classical_nerves(ridges, channel, px, params)
         yield 2, classical.NERVE_STEPS, "nerves done"
         return NerveResult(mask.astype(np.uint8), ridges, "classical", stain, px)
-    yield 0, 1, f"{source}: nerve network"
-    probs, name = network_probabilities(rgb, px, method, BIOPSY_NERVES, NERVE_CLASSES, device)
-    nerve = probs[NERVE_CLASSES.values.index(1)]
-    yield 1, 1, "nerves done"
-    return NerveResult((probs.argmax(axis=0) == NERVE_CLASSES.values.index(1)).astype(np.uint8),
-                       nerve, name, stain, px)
+    probs, name = yield from _network("nerves", source, rgb, px, method, device)
+    nerve = NERVE_CLASSES.values.index(1)
+    return NerveResult((probs.argmax(axis=0) == nerve).astype(np.uint8), probs[nerve], name, stain, px)
+
+
+_NETWORKS = {"tissue": (BIOPSY_TISSUE, TISSUE_CLASSES, "tissue network"),
+             "nerves": (BIOPSY_NERVES, NERVE_CLASSES, "nerve network")}
+
+
+def _network(
+    what: str, source: str, rgb: np.ndarray, px: float, method: Method, device: str | torch.device
+) -> progress.ProgressGenerator[tuple[np.ndarray, str]]:
+    """Class probabilities and model name of the ``what`` (tissue/nerves) network, as one step."""
+    task, table, title = _NETWORKS[what]
+    yield 0, 1, f"{source}: {title}"
+    found = network_probabilities(rgb, px, method, task, table, device)
+    yield 1, 1, f"{what} done"
+    return found
 
 
 def count_crossings(image: Any, pixel_size_um: float | None = None, **kwargs: Any) -> BiopsyAnalysis:
