@@ -197,6 +197,22 @@ def test_out_of_memory_halves_the_batch(volume):
         run(volume, (Hungry(0), INFO), batch_size=4)
 
 
+def test_post_processing_split_over_threads_gives_the_same_result(volume, monkeypatch):
+    """On a GPU each batch is post-processed in pieces by several threads (here forced on
+    the CPU): labels, probabilities, entropy and the constant-B-scan count are unchanged."""
+    mixed = volume.copy()
+    mixed[1] = 0
+    kw = dict(batch_size=4, probabilities=True, uncertainty=True)
+    one = run(mixed, **kw)
+    monkeypatch.setattr(engine, "postprocess_threads", lambda device: 3)
+    split = run(mixed, **kw)
+    np.testing.assert_array_equal(split.labels, one.labels)
+    np.testing.assert_array_equal(split.probabilities, one.probabilities)
+    np.testing.assert_array_equal(split.uncertainty, one.uncertainty)
+    assert split.messages == one.messages and any("1 of 5" in m for m in split.messages)
+    assert _device.postprocess_threads(torch.device("cpu")) == 1
+
+
 def test_constant_bscans_are_air(volume):
     with pytest.warns(UserWarning, match="constant"):
         r = run(np.full((3, 40, 30), 7, np.uint16), probabilities=True, uncertainty=True)

@@ -11,6 +11,7 @@ from skinseg.measure.boundaries import dej_depth
 from skinseg.measure.metrics import count_components
 from skinseg.segment.postprocess import (
     PostprocessParams,
+    class_argmax,
     monotone_path,
     postprocess_labels,
     postprocess_probabilities,
@@ -46,6 +47,14 @@ def runs_per_column(mask: np.ndarray) -> np.ndarray:
     truth, so one run per A-scan is the test of "one continuous band".)
     """
     return mask[..., 0, :] + (mask[..., 1:, :] & ~mask[..., :-1, :]).sum(axis=-2)
+
+
+def test_class_argmax_matches_numpy_with_ties():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 3, (5, 2, 7, 9)).astype(np.float32)  # many ties: first class wins
+    out = class_argmax(scores)
+    assert out.dtype == np.int8
+    np.testing.assert_array_equal(out, scores.argmax(axis=0))
 
 
 def test_monotone_path_is_optimal_against_brute_force():

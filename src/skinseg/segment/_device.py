@@ -86,6 +86,17 @@ def cpu_threads(device: torch.device) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def postprocess_threads(device: torch.device) -> int:
+    """Threads that post-process batches beside the network.
+
+    One on the CPU, where the network itself uses every core; on a GPU the CPU is free and
+    post-processing is the slower part, so up to four (the numpy work holds the GIL part of
+    the time: on a 16-core machine 2 threads ran it 1.5×, 4 threads 1.7×, 8 threads 2.0× as
+    fast as one).
+    """
+    return 1 if device.type == "cpu" else max(1, min(4, usable_cpus() - 1))
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` says the device ran out of memory."""
     return isinstance(error, torch.OutOfMemoryError) or (

@@ -39,6 +39,7 @@ from skinseg.segment._device import (
     inference_tile,
     is_out_of_memory,
     logits,
+    postprocess_threads,
     release_memory,
     select_device,
     size_divisor,
@@ -187,10 +188,11 @@ def iter_segment(
     if window:
         finding = iter_surface_shifts(volume, sizes[-2:], int(window["above"]))
         shifts = yield from progress.offset(finding, 0, total)
-    # each batch is post-processed (numpy) in `worker` while the next one runs through the
-    # network; at most one batch waits, so memory holds two batches' logits at most
-    with cpu_threads(dev), ThreadPoolExecutor(max_workers=1) as worker:
-        start, pending = 0, None
+    # each batch is post-processed (numpy) in worker threads while the next one runs through
+    # the network; at most one batch waits, so memory holds two batches' logits at most
+    threads = postprocess_threads(dev)
+    with cpu_threads(dev), ThreadPoolExecutor(max_workers=threads) as workers:
+        start, pending = 0, []
         while start < n:
             stop = min(start + batch_size, n)
             x, flat = _batch(volume, start, stop, neighbours, spec, value_range, source, shifts, window)
@@ -215,13 +217,18 @@ def iter_segment(
                     f"model {name!r}: the network gives {scores.shape[1]} output channels but "
                     f"its file lists {len(out.values)} classes; the model file is inconsistent."
                 )
-            if pending is not None:
-                pending.result()
-            pending = worker.submit(out.store, start, scores, flat, sizes[-2], params)
+            for job in pending:
+                job.result()
+            pending = [
+                workers.submit(out.store, start + a, None if scores is None else scores[a:b],
+                               flat[a:b], sizes[-2], params)
+                for a, b in _chunks(stop - start, threads)
+            ]
+            out.constant += int(flat.sum())
             start = stop
             yield first + stop, total, f"segmented B-scan {stop} of {n}"
-        if pending is not None:
-            pending.result()
+        for job in pending:
+            job.result()
     if out.constant:
         note = f"{source}: {out.constant} of {n} B-scan(s) are constant (one value): air."
         messages.append(note)
@@ -231,6 +238,12 @@ def iter_segment(
     return SegmentationResult(
         labels, probs, entropy, dev.type, batch_size, sizes, name, tuple(messages)
     )
+
+
+def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of up to ``parts`` near-equal consecutive pieces of ``range(n)``."""
+    edges = np.linspace(0, n, min(n, parts) + 1).round().astype(int)
+    return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
 _NAN = (
@@ -281,7 +294,6 @@ class _Outputs:
                 self.probs[int(np.flatnonzero(self.values == 0)[0]), where] = 1
             if self.entropy is not None:
                 self.entropy[where] = 0
-        self.constant += int(flat.sum())
 
     def arrays(self, squeeze: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Labels, probabilities, entropy; without the B-scan axis for a 2-D image."""
