@@ -5,7 +5,7 @@ Run from the repository root (about 20 minutes on a 2-core CPU)::
     python scripts/train_builtin_oct.py [-o src/skinseg/models/builtin/oct_layers.safetensors]
         [--epochs 40] [--steps 20] [--threads 1] [--volumes 64] [--evaluate-only] [--real]
         [--architecture unet16|unet16x5|unet8] [--class-weights none|mild|seed|frequency]
-        [--device cpu|cuda] [--minutes M] [--workers N]
+        [--device cpu|cuda] [--minutes M] [--workers N] [--aligned]
 
 Only phantoms (:func:`skinseg.synth.oct.oct_phantom`) are used: ../shared/data may not
 be redistributed, so no shipped weights come from it. Each phantom draws its pixel size,
@@ -17,7 +17,10 @@ held-out test 9000… (never trained on). After training, the held-out figures (
 class, surface and DEJ mean absolute error from the labels via
 :mod:`skinseg.measure.boundaries`, raw and post-processed) are written into the model
 file's ``training`` field. ``--real`` also scores the face-dev B-scans (if present) without
-training on them, printing the figures only.
+training on them, printing the figures only. ``--aligned`` trains the input of the
+face-dev ``aligned`` recipe (``benchmarks/train_face_dev.py``): each B-scan flattened to
+its classical skin surface, a window from 32 rows above it, the neighbouring B-scans as
+channels; such a model is a phantom-pretrained start for fine-tuning on real scans.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 import torch
 
 from skinseg.classes import OCT_CLASSES
+from skinseg.io.image_data import ImageData
 from skinseg.measure.boundaries import dej_depth, surface_depth
 from skinseg.measure.metrics import (
     boundary_mae, dice, dice_per_class, runs_per_column, thickness_correlation,
@@ -185,9 +189,13 @@ def real_figures(net, info) -> None:
               f"A-scans with more than one epidermis / DEJ-or-dermis run: {twice[0]} / {twice[1]}")
 
 
-def _training_pair(seed: int, bscans: int) -> tuple[np.ndarray, np.ndarray, str]:
+ALIGNED_INPUT = {"neighbours": 1, "surface_window": {"above": 32, "rows": 160}}
+"""The face-dev ``aligned`` recipe's input (``benchmarks/train_face_dev.py``)."""
+
+
+def _training_pair(seed: int, bscans: int) -> tuple[ImageData, np.ndarray, str]:
     p = random_phantom(seed, SHAPE)
-    return p.image[:bscans], p.labels[:bscans], f"phantom {seed}"
+    return ImageData(p.image[:bscans], p.pixel_size_um), p.labels[:bscans], f"phantom {seed}"
 
 
 def train_model(args: argparse.Namespace) -> None:
@@ -201,12 +209,15 @@ def train_model(args: argparse.Namespace) -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         pairs = list(pool.map(_training_pair, train_seeds, [SHAPE[0]] * len(train_seeds)))
         val = list(pool.map(_training_pair, val_seeds, [1] * len(val_seeds)))
-    train_set, val_set = slices_from_pairs(pairs, OCT_CLASSES), slices_from_pairs(val, OCT_CLASSES)
+    given = ALIGNED_INPUT if args.aligned else {}
+    train_set, val_set = (slices_from_pairs(p, OCT_CLASSES, **given) for p in (pairs, val))
     print(f"{len(train_set)} training and {len(val_set)} validation B-scans made in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    info = new_model_info(train_set, name="OCT skin layers (built-in, phantom-trained)", task="oct-layers",
+    name = "OCT skin layers (phantom-pretrained, aligned input)" if args.aligned else "OCT skin layers (built-in, phantom-trained)"
+    info = new_model_info(train_set, name=name, task="oct-layers",
                           arguments=ARCHITECTURES[args.architecture], pixel_size_um=FACE_DEV_PIXEL_SIZE_UM[1:])
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, patch=(256, 256),
+    patch = (ALIGNED_INPUT["surface_window"]["rows"], 256) if args.aligned else (256, 256)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch, patch=patch,
                          steps_per_epoch=args.steps, learning_rate=args.lr, schedule="cosine", patience=args.patience,
                          class_weights=CLASS_WEIGHTS[args.class_weights], seed=0, device=args.device)
     data = {
@@ -215,6 +226,7 @@ def train_model(args: argparse.Namespace) -> None:
         "shape": list(SHAPE), "validation_shape": [1, *SHAPE[1:]], "bscan_pitch_um": BSCAN_PITCH_UM,
         "variety": "pixel size, anatomy, look and glass/gel drawn per seed (random_phantom)",
         "axial_um_range": [1.8, 6.0], "lateral_um_range": [3.0, 15.0],
+        "input": given or "whole B-scans",
     }
 
     deadline = started + 60 * args.minutes
@@ -265,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=float("inf"), help="stop training after this long")
     ap.add_argument("--workers", type=int, default=1, help="processes making the phantoms")
     ap.add_argument("--train-only", action="store_true", help="skip scoring the held-out phantoms")
+    ap.add_argument("--aligned", action="store_true",
+                    help="train on surface-flattened windows with neighbour channels (face-dev 'aligned' input)")
     ap.add_argument("--evaluate-only", action="store_true", help="score the existing model file")
     ap.add_argument("--real", action="store_true", help="also score ../shared/data/skin-oct-face-dev")
     args = ap.parse_args(argv)
