@@ -197,6 +197,8 @@ def test_fine_tune_from_a_model_file(sets, info, tmp_path):
     run(train(tr, va, first, start=info, config=replace(CONFIG, epochs=1)))
     result = run(train(tr, va, tmp_path / "tuned.safetensors", start=first, config=replace(CONFIG, epochs=1)))
     assert result.info.training["started_from"] == {"name": "tiny", "file": "first.safetensors"}
+    assert result.info.name == "tuned (fine-tuned from tiny)"
+    assert load_model(tmp_path / "tuned.safetensors")[1].name == result.info.name
 
 
 def test_classes_or_channels_that_do_not_fit_the_model(sets, info, phantom, tmp_path):

@@ -223,7 +223,10 @@ def _setup(start, resume: bool, output: Path, device, seed: int):
     if start is None:
         raise ValueError("give start (a model file or a ModelInfo), or resume=True")
     net, info = load_model(start)
-    return info, net, _fresh_progress({"name": info.name, "file": Path(start).name}), None, None
+    started_from = {"name": info.name, "file": Path(start).name}
+    # the start's name would tell users the result is the start model (e.g. "built-in")
+    info = replace(info, name=f"{output.stem} (fine-tuned from {info.name})")
+    return info, net, _fresh_progress(started_from), None, None
 
 
 def _average_path(output: Path) -> Path:
