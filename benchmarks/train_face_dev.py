@@ -76,7 +76,8 @@ from skinseg.segment.classical import segment_classical  # noqa: E402
 from skinseg.segment.engine import segment  # noqa: E402
 from skinseg.segment.postprocess import PostprocessParams  # noqa: E402
 from skinseg.train import (  # noqa: E402
-    TrainConfig, new_model_info, oct_augmentation, slices_for_model, slices_from_pairs, train,
+    ALIGNED_INPUT, ALIGNED_UNET, TrainConfig, aligned_config, new_model_info, oct_augmentation,
+    slices_for_model, slices_from_pairs, train,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,8 +96,8 @@ FAST_UNET: dict[str, Any] = {
     "num_res_units": 1, "norm": "batch",
 }
 """MONAI UNet 8–128, one residual unit, batch norm: about 3× faster than the built-in's."""
-WIDE_UNET: dict[str, Any] = FAST_UNET | {"channels": [12, 24, 48, 96, 192]}
-""":data:`FAST_UNET` 1.5× wider: about 1.3× its training time here."""
+WIDE_UNET: dict[str, Any] = dict(ALIGNED_UNET)
+""":data:`FAST_UNET` 1.5× wider (``skinseg train --recipe aligned``): about 1.3× its training time here."""
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,9 @@ class Recipe:
     arguments: dict[str, Any] = field(default_factory=lambda: dict(FAST_UNET))
 
 
-ALIGNED = TrainConfig(
-    epochs=150, batch_size=2, patch=(160, 512), learning_rate=2e-3, schedule="cosine",
-    patience=100, class_weights="frequency", class_crops=1.0, weight_average=0.995, device="cpu")
-"""How ``aligned`` and ``wide`` train: flattened 160 × 512 windows, weights averaged."""
+ALIGNED = aligned_config(device="cpu")
+"""How ``aligned`` and ``wide`` train (:mod:`skinseg.train.recipes`): flattened 160 × 512
+windows, weights averaged."""
 RECIPES: dict[str, Recipe] = {
     "builtin": Recipe("builtin", TrainConfig(
         epochs=6, batch_size=4, patch=(256, 256), learning_rate=5e-4, schedule="cosine",
@@ -129,9 +129,8 @@ RECIPES: dict[str, Recipe] = {
     "deep": Recipe("scratch", TrainConfig(
         epochs=30, batch_size=4, patch=(512, 128), learning_rate=2e-3, schedule="cosine",
         patience=100, class_weights=None, class_crops=1.0, device="cpu"), neighbours=1),
-    "aligned": Recipe("scratch", ALIGNED, neighbours=1, surface_window={"above": 32, "rows": 160}),
-    "wide": Recipe("scratch", ALIGNED, neighbours=1, surface_window={"above": 32, "rows": 160},
-                   arguments=dict(WIDE_UNET)),
+    "aligned": Recipe("scratch", ALIGNED, **ALIGNED_INPUT),
+    "wide": Recipe("scratch", ALIGNED, **ALIGNED_INPUT, arguments=dict(WIDE_UNET)),
 }
 
 

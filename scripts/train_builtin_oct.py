@@ -45,7 +45,7 @@ from skinseg.measure.metrics import (
 from skinseg.models.files import load_model, save_model
 from skinseg.segment.engine import segment
 from skinseg.synth.oct import FACE_DEV_PIXEL_SIZE_UM, OCTAnatomy, OCTLook, oct_phantom
-from skinseg.train import TrainConfig, new_model_info, slices_from_pairs, train
+from skinseg.train import ALIGNED_INPUT, TrainConfig, new_model_info, slices_from_pairs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "src" / "skinseg" / "models" / "builtin" / "oct_layers.safetensors"
@@ -187,10 +187,6 @@ def real_figures(net, info) -> None:
         print(f"face-dev {kind}: epidermis Dice {m[0]:.4f}, surface MAE {m[1]:.3f} px, DEJ MAE {m[2]:.3f} px "
               f"(rule surface+30: {m[3]:.3f} px), thickness r {m[4]:.3f} (mean of {len(paths)} B-scans); "
               f"A-scans with more than one epidermis / DEJ-or-dermis run: {twice[0]} / {twice[1]}")
-
-
-ALIGNED_INPUT = {"neighbours": 1, "surface_window": {"above": 32, "rows": 160}}
-"""The face-dev ``aligned`` recipe's input (``benchmarks/train_face_dev.py``)."""
 
 
 def _training_pair(seed: int, bscans: int) -> tuple[ImageData, np.ndarray, str]:

@@ -68,6 +68,31 @@ def test_train_then_segment(trainset, phantom, tmp_path, capsys):
     assert set(np.unique(seg.data)) <= set(OCT_CLASSES.values)
 
 
+def test_aligned_recipe_flattens_and_uses_neighbours(trainset, phantom, tmp_path, capsys):
+    folder = tmp_path / "set1"
+    image, labels = str(phantom / "image.ome.tif"), str(phantom / "labels.ome.tif")
+    assert main(["trainset", "add", str(folder), image, "--labels", labels, "--context", "1"]) == 0
+    model = tmp_path / "aligned.safetensors"
+    tiny = [a for a in TINY if a not in ("--from", "scratch")]  # the recipe trains from scratch by itself
+    assert main(["train", str(folder), "-o", str(model), "--recipe", "aligned", "--epochs", "1", *tiny]) == 0
+    info = read_model_info(model)
+    assert info.input == {"neighbours": 1, "surface_window": {"above": 32, "rows": 160}}
+    assert info.in_channels == 3 and info.arguments["norm"] == "batch" and info.arguments["channels"] == [4, 8]
+    config = info.training["config"]
+    assert config["weight_average"] == 0.995 and config["learning_rate"] == 2e-3
+    assert config["class_weights"] == "frequency" and config["patch"] == [32, 32] and config["epochs"] == 1
+    out = tmp_path / "seg.ome.tif"
+    assert main(["segment", image, "-o", str(out), "--method", str(model)]) == 0
+    assert io.read_labels(out).data.shape == (3, 96, 48)
+    capsys.readouterr()
+    # a set kept without neighbouring B-scans, or a start model: clear errors
+    assert main(["train", str(trainset), "-o", str(tmp_path / "m.safetensors"), "--recipe", "aligned", *tiny]) == 2
+    assert "context" in capsys.readouterr().err
+    assert main(["train", str(folder), "-o", str(tmp_path / "m.safetensors"), "--recipe", "aligned",
+                 "--from", "builtin"]) == 2
+    assert "trains from scratch" in capsys.readouterr().err
+
+
 def test_interrupted_training_keeps_best_and_resumes(trainset, tmp_path, monkeypatch, capsys):
     model = tmp_path / "stopped.safetensors"
     real_bar = _train.progress.cli_bar

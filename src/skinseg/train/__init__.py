@@ -27,12 +27,13 @@ from skinseg.train.dataset import (
 )
 from skinseg.train.engine import DEFAULT_UNET, new_model_info, train
 from skinseg.train.losses import frequency_class_weights, seed_class_weights, segmentation_loss
+from skinseg.train.recipes import ALIGNED_INPUT, ALIGNED_UNET, aligned_config
 from skinseg.train.trainset import AddReport, RemoveReport, TrainingSet, TrainingSetInfo, is_training_set
 
 __all__ = [
-    "DEFAULT_UNET", "MASK_KINDS", "AddReport", "RemoveReport", "Augmentation", "EpochReport", "InMemorySlices", "SliceKey",
+    "ALIGNED_INPUT", "ALIGNED_UNET", "DEFAULT_UNET", "MASK_KINDS", "AddReport", "RemoveReport", "Augmentation", "EpochReport", "InMemorySlices", "SliceKey",
     "SliceSet", "TrainConfig", "TrainResult", "TrainStep", "TrainingSet", "TrainingSetInfo",
-    "annotated_slices", "augment", "block_split", "crop_only", "frequency_class_weights",
+    "aligned_config", "annotated_slices", "augment", "block_split", "crop_only", "frequency_class_weights",
     "import_mask_folder", "is_training_set", "new_model_info", "oct_augmentation", "read_mask", "rgb_augmentation",
     "seed_class_weights", "segmentation_loss", "slices_for_model", "slices_from_pairs", "state_path", "train",
 ]

@@ -369,13 +369,14 @@ class TrainingSet:
         model: ModelInfo | None = None,
         normalisation: dict[str, Any] | None = None,
         neighbours: int = 0,
+        surface_window: dict[str, int] | None = None,
     ) -> InMemorySlices:
         """The set's annotated slices, ready for :func:`skinseg.train.train`.
 
         Keys are ``(source, original slice index)``, so a block split keeps neighbouring
-        B-scans together. ``model`` takes its normalisation and neighbour channels (to
-        fine-tune it); otherwise ``normalisation`` and ``neighbours`` as in
-        :func:`skinseg.train.slices_from_pairs`.
+        B-scans together. ``model`` takes its normalisation, neighbour channels and surface
+        window (to fine-tune it); otherwise ``normalisation``, ``neighbours`` and
+        ``surface_window`` as in :func:`skinseg.train.slices_from_pairs`.
 
         Raises
         ------
@@ -383,7 +384,7 @@ class TrainingSet:
             When the set holds no annotated slice, a pair is damaged, or more neighbour
             channels are asked for than the set keeps as context.
         """
-        window = None
+        window = surface_window
         if model is not None:
             normalisation, neighbours = model.normalisation, int(model.input.get("neighbours", 0))
             window = model.input.get("surface_window")
@@ -395,7 +396,8 @@ class TrainingSet:
         if neighbours > self.context:
             raise SkinsegInputError(
                 f"{self.folder}: {neighbours} neighbour channel(s) per side asked for, but the set keeps "
-                f"{self.context} context slice(s); build a set with context={neighbours}."
+                f"{self.context} context slice(s); build a set that keeps them (`skinseg trainset add "
+                f"--context {neighbours}`, or TrainingSet.create(..., context={neighbours}))."
             )
         records = {str(self.folder / store.PAIRS / r["id"]): r for r in self._manifest["pairs"]}
         pairs = [(*self._read_pair(r), name) for name, r in records.items()]
