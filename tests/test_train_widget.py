@@ -208,6 +208,40 @@ def test_add_slices_to_a_training_set_folder_and_train_from_it(qtbot, make_napar
     assert training["data"]["slices"] == 6
 
 
+def test_surface_aligned_recipe_from_the_widget(qtbot, make_napari_viewer, phantom, tmp_path):
+    """The aligned recipe: its settings in the controls, a set kept with context B-scans,
+    and a model that records the flattening and neighbour channels for inference."""
+    from skinseg._napari import _train_logic as logic
+    from skinseg.errors import SkinsegInputError
+    from skinseg.segment.engine import segment
+    from skinseg.train import ALIGNED_INPUT, ALIGNED_UNET, TrainConfig, TrainingSet
+
+    viewer = make_napari_viewer()
+    widget = _widget(viewer, phantom, tmp_path)
+    widget._folder.value = tmp_path / "aligned set"
+    widget.add_current_slice()  # slice 0: its neighbour 1 is kept as context
+    assert TrainingSet.open(tmp_path / "aligned set").context == logic.OCT_CONTEXT == 1
+    widget._folder.line_edit.value = ""  # the user empties the field: slices kept in memory
+    assert widget.folder() is None
+    widget.add_annotated_slices()
+    widget._start_model.value = logic.ALIGNED
+    assert not widget._patch.visible and widget._rate.value == 2e-3 and widget._epochs.value == 150
+    request = widget.request()
+    assert request.aligned and request.start is None and request.config.patch == (160, 512)
+    assert request.config.weight_average > 0
+    widget._epochs.value, widget._batch.value = 1, 2
+    _train(qtbot, widget)
+    info = read_model_info(widget.model_path)
+    assert info.input == ALIGNED_INPUT and info.in_channels == 3
+    assert info.arguments["channels"] == ALIGNED_UNET["channels"]
+    assert info.pixel_size_um == pytest.approx(phantom.pixel_size_um[1:])
+    assert segment(phantom.image, widget.model_path, device="cpu").labels.shape == phantom.image.shape
+    with pytest.raises(SkinsegInputError, match="surface-aligned training is for OCT layers"):
+        logic.TrainRequest(NERVE_CLASSES, tmp_path / "n.safetensors", TrainConfig(), start=None, aligned=True)
+    with pytest.raises(SkinsegInputError, match="from scratch"):
+        logic.TrainRequest(OCT_CLASSES, tmp_path / "o.safetensors", TrainConfig(), aligned=True)
+
+
 def test_train_plots_live_and_uses_the_model(qtbot, make_napari_viewer, phantom, tmp_path, user_models):
     viewer = make_napari_viewer()
     widget = _widget(viewer, phantom, tmp_path)

@@ -33,8 +33,8 @@ from skinseg.models.files import read_model_info
 from skinseg.models.registry import resolve_model, user_model_dir
 from skinseg.progress import ProgressGenerator
 from skinseg.train import (
-    AddReport, EpochReport, SliceSet, TrainConfig, TrainingSet, annotated_slices, block_split, is_training_set,
-    new_model_info, slices_for_model, slices_from_pairs, train,
+    ALIGNED_INPUT, ALIGNED_UNET, AddReport, EpochReport, SliceSet, TrainConfig, TrainingSet, annotated_slices,
+    block_split, is_training_set, new_model_info, slices_for_model, slices_from_pairs, train,
 )  # fmt: skip
 from skinseg._napari._choices import MODEL_FILE
 
@@ -42,8 +42,13 @@ FROM_LABELS = "from the labels layer"
 TASK_TABLES = {"OCT layers": OCT_CLASSES, "biopsy tissue": TISSUE_CLASSES, "nerves": NERVE_CLASSES}
 """Task choice → class table; a model's task is its class table's name."""
 
-BUILTIN, SCRATCH = "built-in model", "from scratch"
-START_CHOICES = [BUILTIN, SCRATCH, MODEL_FILE]
+BUILTIN, SCRATCH, ALIGNED = "built-in model", "from scratch", "from scratch, surface-aligned (OCT)"
+START_CHOICES = [BUILTIN, SCRATCH, ALIGNED, MODEL_FILE]
+"""Where training starts; ``ALIGNED`` is the ``aligned`` recipe (:mod:`skinseg.train.recipes`):
+B-scans flattened to the skin surface, neighbour B-scans as channels."""
+OCT_CONTEXT = ALIGNED_INPUT["neighbours"]
+"""B-scans kept each side of an annotated one in OCT training sets the widget creates, so
+the set can also train the aligned recipe."""
 
 
 def class_table_of(labels: napari.layers.Labels, choice: str = FROM_LABELS) -> ClassTable:
@@ -125,7 +130,8 @@ def add_to_set(folder: Path, pair: Pair, table: ClassTable, slices: Sequence[int
     """Add the pair's annotated slices (or ``slices`` of a stack) to the training set in
     ``folder``, created for ``table`` if there is none yet. Re-adding a slice replaces it
     (the old one goes to the set's backups)."""
-    ts = TrainingSet.open_or_create(folder, table, modality="rgb" if pair.rgb else "oct")
+    modality, context = ("rgb", 0) if pair.rgb else ("oct", OCT_CONTEXT)
+    ts = TrainingSet.open_or_create(folder, table, modality=modality, context=context)
     return ts.add(pair.image, pair.labels, pixel_size_um=pair.pixel_size_um, source=pair.name, slices=slices)
 
 
@@ -204,6 +210,7 @@ class TrainRequest:
 
     ``pairs`` are used when ``folder`` is None; ``start`` is ``"builtin"``, a model file,
     or None (from scratch, ``arguments`` for the network, default :data:`DEFAULT_UNET`).
+    ``aligned`` (from scratch, OCT): the aligned recipe's input and network.
     """
 
     table: ClassTable
@@ -214,21 +221,35 @@ class TrainRequest:
     start: str | Path | None = "builtin"
     val_fraction: float = 0.2
     arguments: dict[str, Any] | None = None
+    aligned: bool = False
+
+    def __post_init__(self) -> None:
+        if self.aligned and (self.start is not None or self.table.name != OCT_CLASSES.name):
+            raise SkinsegInputError("surface-aligned training is for OCT layers, from scratch; "
+                                    f"choose another start for {self.table.name!r}.")
 
     def start_file(self) -> Path | None:
         if self.start is None:
             return None
         return resolve_model(self.start, task=self.table.name).path
 
+    def pixel_size_um(self) -> tuple[float, ...] | None:
+        """µm per pixel (depth, width) of the slices: the set's, or the first pair's."""
+        if self.folder is not None:
+            return TrainingSet.open(self.folder).info().pixel_size_um
+        return self.pairs[0].pixel_size_um if self.pairs else None
+
     def slices(self, start: Path | None) -> SliceSet:
         """Training slices, made with the start model's normalisation when fine-tuning."""
+        recipe = ALIGNED_INPUT if self.aligned else {}
         if self.folder is not None:
-            return TrainingSet.open(self.folder).slices(model=None if start is None else read_model_info(start))
+            model = None if start is None else read_model_info(start)
+            return TrainingSet.open(self.folder).slices(model=model, **recipe)
         pairs = [(p.image, p.labels, p.name) for p in self.pairs]
         if not pairs:
             raise SkinsegInputError("the training set is empty: add annotated slices or choose a training-set folder.")
-        if start is None:
-            return slices_from_pairs(pairs, self.table)
+        if start is None:  # the surface window is found at the first pair's pixel size
+            return slices_from_pairs(pairs, self.table, pixel_size_um=self.pixel_size_um(), **recipe)
         return slices_for_model(pairs, read_model_info(start))
 
 
@@ -256,8 +277,10 @@ def run_training(
     start = request.start_file()
     slices = request.slices(start)
     train_set, val_set = _split(slices, request.val_fraction)
+    arguments = ALIGNED_UNET if request.aligned else request.arguments
     source = start if start is not None else new_model_info(
-        slices, name=request.output.stem, task=request.table.name, arguments=request.arguments
+        slices, name=request.output.stem, task=request.table.name, arguments=arguments,
+        pixel_size_um=request.pixel_size_um(),
     )
     data = {"slices": len(slices), "train": len(train_set), "validation": len(val_set),
             "sources": sorted({k.source for k in slices.keys})}

@@ -23,7 +23,7 @@ from magicgui.widgets import (
 from skinseg.classes import ClassTable
 from skinseg.errors import SkinsegInputError
 from skinseg.models.files import read_model_info
-from skinseg.train import TrainConfig
+from skinseg.train import TrainConfig, aligned_config
 from skinseg._napari import _train_logic as logic
 from skinseg._napari._choices import DEVICES
 from skinseg._napari._crossings_widget import CrossingsWidget
@@ -108,8 +108,16 @@ class TrainWidget(Container):
 
     # --- inputs ----------------------------------------------------------------
     def _start_changed(self) -> None:
-        self._start_file.visible = self._start_model.value == logic.MODEL_FILE
-        self._rate.value = 1e-3 if self._start_model.value == logic.SCRATCH else 1e-4
+        """Show the file choice for a model file; the start's usual settings (the aligned
+        recipe: 150 epochs, batch 2, rate 2e-3, patience 100, 160 × 512 surface windows)."""
+        choice = self._start_model.value
+        self._start_file.visible = choice == logic.MODEL_FILE
+        self._patch.visible = choice != logic.ALIGNED
+        self._rate.value = {logic.SCRATCH: 1e-3, logic.ALIGNED: 2e-3}.get(choice, 1e-4)
+        if choice == logic.ALIGNED:
+            recipe = aligned_config()
+            self._epochs.value, self._batch.value = recipe.epochs, recipe.batch_size
+            self._patience.value = recipe.patience
 
     def folder(self) -> Path | None:
         """The chosen training-set folder, or None (slices kept in memory)."""
@@ -168,16 +176,20 @@ class TrainWidget(Container):
         """The training run the controls describe."""
         folder = self.folder()
         table = (logic.set_contents(folder)[0] if folder is not None else None) or self.class_table()
-        config = TrainConfig(
-            epochs=self._epochs.value, learning_rate=self._rate.value, patience=self._patience.value,
-            device=self._device.value, batch_size=self._batch.value, patch=(self._patch.value,) * 2,
-        )
+        aligned = self._start_model.value == logic.ALIGNED
+        settings = {"epochs": self._epochs.value, "learning_rate": self._rate.value, "patience": self._patience.value,
+                    "device": self._device.value, "batch_size": self._batch.value}
+        if aligned:  # the recipe's 160 × 512 windows, not the square patch
+            config = aligned_config(**settings)
+        else:
+            config = TrainConfig(**settings, patch=(self._patch.value,) * 2)
         name = folder.name if folder is not None else self.pairs[0].name if self.pairs else table.name
         output = Path(self._output.value) if str(self._output.value) not in ("", ".") else logic.default_output(name)
-        return logic.TrainRequest(table, output, config, tuple(self.pairs), folder, self._start_spec())
+        return logic.TrainRequest(table, output, config, tuple(self.pairs), folder, self._start_spec(),
+                                  aligned=aligned)
 
     def _start_spec(self) -> str | Path | None:
-        """``"builtin"``, the chosen model file, or None (from scratch)."""
+        """``"builtin"``, the chosen model file, or None (from scratch, either recipe)."""
         choice = self._start_model.value
         if choice != logic.MODEL_FILE:
             return "builtin" if choice == logic.BUILTIN else None
