@@ -1,14 +1,15 @@
 """Retraining on real OCT: train on face-dev B-scans, score on held-out ones.
 
 Run: ``python benchmarks/train_face_dev.py [--quick] [--split test|val] [--recipes A B ...]
-[--out DIR] [--set FIELD=VALUE ...] [--start MODEL] [--arguments JSON]`` (``--set``
+[--out DIR] [--set FIELD=VALUE ...] [--start MODEL] [--arguments JSON] [--neighbours K]`` (``--set``
 overrides :class:`TrainConfig` fields of every recipe trained, for sweeps, e.g. ``--set
 learning_rate=1e-3 'patch=[160,512]'``; ``augmentation`` takes changes to
 :func:`skinseg.train.oct_augmentation`'s defaults, e.g. ``--set 'augmentation={"zoom":[1,1]}'``;
 ``--start`` fine-tunes a model file instead, whose classes, input channels, surface window
 and network replace the recipe's (a 7-class start on these 3-class masks wants ``--set
 dice_present_only=true``); ``--arguments`` replaces the network arguments of recipes
-trained from scratch, e.g. ``'{"channels": [12, 24, 48, 96, 192], ...}'``; ``--threads 1``
+trained from scratch, e.g. ``'{"channels": [12, 24, 48, 96, 192], ...}'``, and
+``--neighbours`` their neighbour B-scans per side (channels); ``--threads 1``
 where another process keeps a core busy: two torch threads then wait on each other and
 training runs up to 10× slower).
 
@@ -156,15 +157,18 @@ def _overridden(config: TrainConfig, settings: list[str]) -> TrainConfig:
 
 def _start(
     name: str, pairs: dict[str, list], start: Path | None, arguments: dict[str, Any] | None,
+    neighbours: int | None = None,
 ) -> tuple[dict[str, Any], Any, str]:
     """Slices per part, the start of :func:`train` (model file or new ModelInfo), its name.
 
     ``start`` (``--start``) replaces the recipe's own start; ``arguments`` (``--arguments``)
-    its network arguments when it trains from scratch.
+    and ``neighbours`` (``--neighbours``) its network arguments and neighbour channels per
+    side when it trains from scratch.
     """
     recipe = RECIPES[name]
     if start is None and recipe.start == "scratch":
-        slices = {part: slices_from_pairs(p, FACE_CLASSES, neighbours=recipe.neighbours,
+        neighbours = recipe.neighbours if neighbours is None else neighbours
+        slices = {part: slices_from_pairs(p, FACE_CLASSES, neighbours=neighbours,
                                           surface_window=recipe.surface_window,
                                           pixel_size_um=FACE_PIXEL_UM[1:])
                   for part, p in pairs.items()}
@@ -180,14 +184,14 @@ def _start(
 
 def train_one(
     name: str, out: Path, quick: bool, settings: list[str] = (), start: Path | None = None,
-    arguments: dict[str, Any] | None = None, threads: int = 2,
+    arguments: dict[str, Any] | None = None, threads: int = 2, neighbours: int | None = None,
 ) -> dict[str, Any]:
     """Train recipe ``name`` into ``out/name.safetensors``; wall, CPU time and peak RSS."""
     torch.set_num_threads(threads)
     config = _overridden(_quick(RECIPES[name].config) if quick else RECIPES[name].config, list(settings))
     _, images, truth = load_face(FACE)
     pairs = {part: [(images, _split_labels(truth, part), "skin-oct-face-dev")] for part in ("train", "val")}
-    slices, begin, started_from = _start(name, pairs, start, arguments)
+    slices, begin, started_from = _start(name, pairs, start, arguments, neighbours)
     data = {"source": "skin-oct-face-dev", "train": "0001-0040", "validation": "0041-0050"}
     output = out / f"{name}.safetensors"
     wall, cpu = time.perf_counter(), time.process_time()
@@ -255,6 +259,7 @@ def _train_in_child(name: str, out: Path, args: argparse.Namespace) -> dict[str,
     cmd += ["--quick"] * args.quick
     cmd += ["--start", str(args.start)] * (args.start is not None)
     cmd += ["--arguments", json.dumps(args.arguments)] * (args.arguments is not None)
+    cmd += ["--neighbours", str(args.neighbours)] * (args.neighbours is not None)
     subprocess.run(cmd + ["--set", *args.set], check=True)
     return _trained(name, out)
 
@@ -289,6 +294,8 @@ def main() -> None:
     parser.add_argument("--arguments", type=json.loads, metavar="JSON",
                         help="network arguments of recipes trained from scratch, e.g. "
                         "'{\"channels\": [12, 24, 48, 96, 192], ...}' (replaces the recipe's)")
+    parser.add_argument("--neighbours", type=int, metavar="K",
+                        help="neighbour B-scans per side as channels, for recipes trained from scratch")
     parser.add_argument("--threads", type=int, default=2,
                         help="torch threads while training; 1 where another process keeps a core busy "
                         "(2 threads then wait on each other: up to 10x slower)")
@@ -299,7 +306,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.train_one:
         figures = train_one(args.train_one, args.out, args.quick, args.set, args.start, args.arguments,
-                            args.threads)
+                            args.threads, args.neighbours)
         (args.out / f"{args.train_one}.json").write_text(json.dumps(figures))
         return
     _, images, truth = load_face(FACE)

@@ -45,7 +45,7 @@ from skinseg.measure.metrics import (
 from skinseg.models.files import load_model, save_model
 from skinseg.segment.engine import segment
 from skinseg.synth.oct import FACE_DEV_PIXEL_SIZE_UM, OCTAnatomy, OCTLook, oct_phantom
-from skinseg.train import ALIGNED_INPUT, TrainConfig, new_model_info, slices_from_pairs, train
+from skinseg.train import ALIGNED_INPUT, ALIGNED_UNET, TrainConfig, new_model_info, slices_from_pairs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = ROOT / "src" / "skinseg" / "models" / "builtin" / "oct_layers.safetensors"
@@ -64,8 +64,7 @@ ARCHITECTURES = {  # MONAI UNet arguments; benchmarks/bench_segment.py times bot
     "unet16": {"spatial_dims": 2, "channels": [16, 32, 64, 128], "strides": [2, 2, 2], "num_res_units": 2},
     "unet16x5": {"spatial_dims": 2, "channels": [16, 32, 64, 128, 256], "strides": [2, 2, 2, 2],
                  "num_res_units": 2},
-    "unet8": {"spatial_dims": 2, "channels": [8, 16, 32, 64, 128], "strides": [2, 2, 2, 2],
-              "num_res_units": 1, "norm": "batch"},
+    "unet8": ALIGNED_UNET | {"channels": [8, 16, 32, 64, 128]},  # the aligned recipe's, narrower
 }
 
 
