@@ -113,11 +113,11 @@ class TrainWidget(Container):
         choice = self._start_model.value
         self._start_file.visible = choice == logic.MODEL_FILE
         self._patch.visible = choice != logic.ALIGNED
-        self._rate.value = {logic.SCRATCH: 1e-3, logic.ALIGNED: 2e-3}.get(choice, 1e-4)
+        self._rate.value = 1e-3 if choice == logic.SCRATCH else 1e-4
         if choice == logic.ALIGNED:
             recipe = aligned_config()
             self._epochs.value, self._batch.value = recipe.epochs, recipe.batch_size
-            self._patience.value = recipe.patience
+            self._rate.value, self._patience.value = recipe.learning_rate, recipe.patience
 
     def folder(self) -> Path | None:
         """The chosen training-set folder, or None (slices kept in memory)."""
