@@ -31,6 +31,7 @@ from skinseg.train import (
     state_path,
     train,
 )
+from skinseg.train.engine import _prefetched
 
 TINY_NET = {"spatial_dims": 2, "channels": [4, 8], "strides": [2], "num_res_units": 0}
 CONFIG = TrainConfig(
@@ -364,3 +365,15 @@ def test_slices_flattened_to_the_surface(phantom):
     again = slices_for_model(pair, info, pixel_size_um=phantom.pixel_size_um[-2:])
     np.testing.assert_array_equal(again.labels[5], flat.labels[5])
     assert flat.subset([1]).surface_window == window
+
+
+def test_batches_come_in_order_from_the_prefetch_thread_and_errors_reach_the_trainer():
+    def batches():
+        yield "first"
+        yield "second"
+        raise SkinsegInputError("training slice 3 cannot be read")
+
+    made = _prefetched(batches())
+    assert [next(made), next(made)] == ["first", "second"]
+    with pytest.raises(SkinsegInputError, match="slice 3"):
+        next(made)

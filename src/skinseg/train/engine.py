@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -148,8 +150,11 @@ def _focus(rng: np.random.Generator, labels: np.ndarray, fraction: float) -> tup
     return divmod(int(rng.choice(where)), labels.shape[1])
 
 
+_Batch = tuple[torch.Tensor, torch.Tensor]
+
+
 def _batch(slices: SliceSet, idx: np.ndarray, rng: np.random.Generator, aug: Augmentation,
-           config: TrainConfig, hw: _Hardware) -> tuple[torch.Tensor, torch.Tensor]:
+           config: TrainConfig, hw: _Hardware) -> _Batch:
     """Augmented patches ``(batch, channels, rows, cols)`` and labels ``(batch, 1, rows, cols)``."""
     pairs = []
     for i in idx:
@@ -257,6 +262,17 @@ def _save_average(average: AveragedModel, output: Path) -> None:
         fh.write(save(tensors))
 
 
+def _prefetched(batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    """``batches`` in order, the next one made in a background thread while the caller
+    trains on the current one (augmentation runs in NumPy/SciPy, which release the GIL).
+    One thread, in order: the random draws, and so training, stay reproducible."""
+    with ThreadPoolExecutor(1, thread_name_prefix="skinseg-batches") as pool:
+        ahead = pool.submit(next, batches, None)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
+
+
 def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, epoch: int, hw: _Hardware):
     """Train one epoch; yields the loss of each batch."""
     rng = np.random.default_rng([config.seed, epoch])
@@ -267,8 +283,8 @@ def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, e
     order = np.concatenate([rng.permutation(len(train_set)) for _ in range(repeats)])
     opt, scaler = parts["optimizer"], parts["scaler"]
     net.train()
-    for s in range(steps):
-        x, y = _batch(train_set, order[s * b:(s + 1) * b], rng, aug, config, hw)
+    for x, y in _prefetched(_batch(train_set, order[s * b:(s + 1) * b], rng, aug, config, hw)
+                            for s in range(steps)):
         with hw.autocast():
             loss = loss_fn(net(x), y)
         opt.zero_grad(set_to_none=True)
