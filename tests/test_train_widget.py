@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,6 +91,7 @@ def test_pairs_snapshot_chosen_slices_and_check_layers(phantom):
 
     from skinseg._napari import _train_logic as logic
     from skinseg.errors import SkinsegInputError
+    from skinseg.train import TrainConfig
 
     image, labels = _layers(phantom)
     pair = logic.make_pair(image, labels, OCT_CLASSES, slices=[2])
@@ -106,6 +108,10 @@ def test_pairs_snapshot_chosen_slices_and_check_layers(phantom):
         logic.make_pair(image, napari.layers.Labels(np.zeros((6, 96, 60), np.uint8), name="other"), OCT_CLASSES)
     with pytest.raises(SkinsegInputError, match=r"values \[3, 4, 5, 6\].*'biopsy-nerves'"):
         logic.make_pair(image, labels, NERVE_CLASSES)
+    coarse = napari.layers.Image(image.data, scale=np.asarray(image.scale) * 2, name="coarse")
+    with pytest.raises(SkinsegInputError, match=r"'coarse \+ truth': pixels of .* far from .* of 'scan \+ truth'"):
+        logic.TrainRequest(OCT_CLASSES, Path("unused.safetensors"), TrainConfig(),
+                           (pair, logic.make_pair(coarse, labels, OCT_CLASSES)))
 
 
 def test_current_slice_follows_world_coordinates(phantom):
@@ -302,6 +308,12 @@ def test_errors_show_in_status_and_keep_the_set(qtbot, make_napari_viewer, phant
     widget._labels_in.value = viewer.layers["truth"]
     widget.add_annotated_slices()
     assert "values [9]" in widget._status.value and len(widget.pairs) == 1
+    viewer.layers["truth"].data[1, 0, 0] = phantom.labels[1, 0, 0]
+    scan = viewer.layers["scan"]
+    widget._image_in.value = viewer.add_image(scan.data, scale=np.asarray(scan.scale) * 2, name="coarse")
+    widget.add_annotated_slices()  # the same labels on pixels twice as large: refused, not resampled
+    assert "far from" in widget._status.value and len(widget.pairs) == 1
+    widget._image_in.value = scan
     # nerve labels, but the start model predicts OCT layers
     viewer.add_labels((phantom.labels == 4).astype(np.uint8), name="nerves")
     widget._labels_in.value, widget._task.value = viewer.layers["nerves"], "nerves"

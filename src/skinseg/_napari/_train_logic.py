@@ -36,6 +36,7 @@ from skinseg.train import (
     ALIGNED_INPUT, ALIGNED_UNET, AddReport, EpochReport, SliceSet, TrainConfig, TrainingSet, annotated_slices,
     block_split, is_training_set, new_model_info, slices_for_model, slices_from_pairs, train,
 )  # fmt: skip
+from skinseg.train.trainset import pixel_sizes_differ
 from skinseg._napari._choices import MODEL_FILE
 
 FROM_LABELS = "from the labels layer"
@@ -124,6 +125,16 @@ def make_pair(
         raise SkinsegInputError(f"labels layer '{labels.name}': nothing is painted in {where}; paint labels first.")
     scale = tuple(float(s) for s in image.scale[-2:])
     return Pair(f"{image.name} + {labels.name}", image.data, data, scale, bool(image.rgb))
+
+
+def check_pixel_size(listed: Sequence[Pair], pair: Pair) -> None:
+    """``pair``'s pixels match the first listed pair's: in-memory pairs train at one pixel size."""
+    if listed and pixel_sizes_differ(pair.pixel_size_um, listed[0].pixel_size_um):
+        raise SkinsegInputError(
+            f"'{pair.name}': pixels of {pair.pixel_size_um} µm (rows, columns) are far from the "
+            f"{listed[0].pixel_size_um} µm of '{listed[0].name}', added first; set the image layer's "
+            "scale (µm per pixel), resample the image, or train it separately."
+        )
 
 
 def add_to_set(folder: Path, pair: Pair, table: ClassTable, slices: Sequence[int] | None) -> AddReport:
@@ -227,6 +238,8 @@ class TrainRequest:
         if self.aligned and (self.start is not None or self.table.name != OCT_CLASSES.name):
             raise SkinsegInputError("surface-aligned training is for OCT layers, from scratch; "
                                     f"choose another start for {self.table.name!r}.")
+        for pair in self.pairs[1:]:
+            check_pixel_size(self.pairs, pair)
 
     def start_file(self) -> Path | None:
         if self.start is None:
@@ -234,7 +247,7 @@ class TrainRequest:
         return resolve_model(self.start, task=self.table.name).path
 
     def pixel_size_um(self) -> tuple[float, ...] | None:
-        """µm per pixel (depth, width) of the slices: the set's, or the first pair's."""
+        """µm per pixel (depth, width) of the slices: the set's, or the pairs' (all alike)."""
         if self.folder is not None:
             return TrainingSet.open(self.folder).info().pixel_size_um
         return self.pairs[0].pixel_size_um if self.pairs else None

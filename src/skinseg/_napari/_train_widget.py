@@ -150,6 +150,7 @@ class TrainWidget(Container):
             pair = logic.make_pair(self._image_in.value, self._labels_in.value, table, slices)
             folder = self.folder()
             if folder is None:
+                logic.check_pixel_size(self.pairs, pair)
                 self.pairs.append(pair)
                 report = f"added {pair.annotated().shape[0]} slice(s) of {pair.name} (in memory)"
             else:

@@ -53,6 +53,12 @@ PIXEL_SIZE_TOLERANCE = 1.5
 """A pair whose pixels differ from the set's by more than this factor on an axis is refused."""
 
 
+def pixel_sizes_differ(sizes: Sequence[float], reference: Sequence[float]) -> bool:
+    """Whether ``sizes`` differ from ``reference`` by more than :data:`PIXEL_SIZE_TOLERANCE` on an axis."""
+    ratio = np.asarray(sizes, dtype=float) / np.asarray(reference, dtype=float)
+    return bool(np.any(np.maximum(ratio, 1 / ratio) > PIXEL_SIZE_TOLERANCE))
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
@@ -257,8 +263,7 @@ class TrainingSet:
         reference = self.info().pixel_size_um
         if sizes is None or reference is None:
             return
-        ratio = np.asarray(sizes) / np.asarray(reference)
-        if np.any(np.maximum(ratio, 1 / ratio) > PIXEL_SIZE_TOLERANCE):
+        if pixel_sizes_differ(sizes, reference):
             raise SkinsegInputError(
                 f"{name}: pixels of {sizes} µm (rows, columns) are far from the "
                 f"{reference} µm of the training set {self.folder}; resample the image, correct its "
