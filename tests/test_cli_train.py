@@ -9,7 +9,7 @@ from PIL import Image
 
 from skinseg import io
 from skinseg.classes import OCT_CLASSES
-from skinseg.cli import _train, main
+from skinseg.cli import _train, build_parser, main
 from skinseg.io.masks import band_mask_to_labels
 from skinseg.models.files import read_model_info
 from skinseg.train import TrainingSet
@@ -80,7 +80,7 @@ def test_aligned_recipe_flattens_and_uses_neighbours(trainset, phantom, tmp_path
     assert info.in_channels == 3 and info.arguments["norm"] == "batch" and info.arguments["channels"] == [4, 8]
     config = info.training["config"]
     assert config["weight_average"] == 0.995 and config["learning_rate"] == 2e-3
-    assert config["class_weights"] == "frequency" and config["patch"] == [32, 32] and config["epochs"] == 1
+    assert config["class_weights"] == "frequency" and config["patch"] == [32, 32] and config["epochs"] == 1 and config["compile"]
     out = tmp_path / "seg.ome.tif"
     assert main(["segment", image, "-o", str(out), "--method", str(model)]) == 0
     assert io.read_labels(out).data.shape == (3, 96, 48)
@@ -179,3 +179,12 @@ def test_trainset_info_lists_pairs_and_remove_takes_them_out(tmp_path, capsys):
     capsys.readouterr()
     assert main(["trainset", "info", str(folder)]) == 0
     assert "0 annotated slice(s) in 0 pair(s)" in (out := capsys.readouterr().out) and "no pairs yet" in out
+
+
+@pytest.mark.parametrize(("options", "compiled"), [
+    (["--recipe", "aligned"], True), (["--recipe", "aligned", "--no-compile"], False),
+    ([], False), (["--compile"], True),
+])
+def test_compiled_steps_follow_the_recipe_unless_told(options, compiled):
+    args = build_parser().parse_args(["train", "set", "-o", "m.safetensors", *options])
+    assert _train._config(args, scratch=True).compile is compiled

@@ -5,6 +5,7 @@ Also the training slices (annotated-slice rule, bad input) and the block validat
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -377,3 +378,40 @@ def test_batches_come_in_order_from_the_prefetch_thread_and_errors_reach_the_tra
     assert [next(made), next(made)] == ["first", "second"]
     with pytest.raises(SkinsegInputError, match="slice 3"):
         next(made)
+
+
+def _losses(tr, va, out, info, config):
+    result = run(train(tr, va, out, start=info, config=config))
+    return [r.train_loss for r in result.history], result
+
+
+def test_compiled_steps_train_the_same_network(sets, info, tmp_path):
+    _, tr, va = sets
+    config = replace(CONFIG, epochs=2)
+    eager, _ = _losses(tr, va, tmp_path / "eager.safetensors", info, config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        compiled, result = _losses(tr, va, tmp_path / "compiled.safetensors", info, replace(config, compile=True))
+    if any("torch.compile failed" in str(w.message) for w in caught):
+        pytest.skip("torch.compile cannot build kernels here (no C++ compiler?); the fallback has its own test")
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
+    np.testing.assert_allclose(compiled, eager, rtol=1e-4)  # fused kernels round differently, no more
+    saved = _weights(tmp_path / "compiled.safetensors")  # the plain network is saved, not the wrapper
+    assert set(saved) == set(_weights(tmp_path / "eager.safetensors"))
+    assert result.history[-1].val_loss == pytest.approx(read_model_info(tmp_path / "compiled.safetensors")
+                                                        .training["history"][-1]["val_loss"])
+
+
+def test_a_failed_compile_warns_and_trains_uncompiled(sets, info, tmp_path, monkeypatch):
+    _, tr, va = sets
+    real_compile = torch.compile
+
+    def no_compiler(graph, example_inputs):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+    monkeypatch.setattr(torch, "compile", lambda net: real_compile(net, backend=no_compiler))
+    config = replace(CONFIG, epochs=2)
+    with pytest.warns(UserWarning, match="torch.compile failed .*No working C\\+\\+ compiler.*uncompiled"):
+        fallback, _ = _losses(tr, va, tmp_path / "fallback.safetensors", info, replace(config, compile=True))
+    eager, _ = _losses(tr, va, tmp_path / "eager.safetensors", info, config)
+    assert fallback == eager  # from the first batch on, exactly the uncompiled training

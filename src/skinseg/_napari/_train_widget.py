@@ -181,7 +181,9 @@ class TrainWidget(Container):
         settings = {"epochs": self._epochs.value, "learning_rate": self._rate.value, "patience": self._patience.value,
                     "device": self._device.value, "batch_size": self._batch.value}
         if aligned:  # the recipe's 160 × 512 windows, not the square patch
-            config = aligned_config(**settings)
+            # uncompiled: compiling holds the interpreter lock for up to 0.35 s at a time,
+            # and the window must stay responsive (``skinseg train --recipe aligned`` compiles)
+            config = aligned_config(**settings, compile=False)
         else:
             config = TrainConfig(**settings, patch=(self._patch.value,) * 2)
         name = folder.name if folder is not None else self.pairs[0].name if self.pairs else table.name

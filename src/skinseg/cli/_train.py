@@ -51,6 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unet-channels", type=int, nargs="+", metavar="C",
                    help=f"from scratch: U-Net channels per level (default {default_channels})")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the training steps through torch.compile: about 1.5x faster on a CPU after "
+                        "40-70 s of compiling; needs a C++ compiler, else training warns and goes on "
+                        "uncompiled (default: on for --recipe aligned, off otherwise)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, data and settings: same model on CPU)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted training of OUTPUT")
     p.set_defaults(func=run)
@@ -96,7 +100,7 @@ def _config(args: argparse.Namespace, scratch: bool) -> TrainConfig:
     base = aligned_config() if aligned else TrainConfig(learning_rate=1e-3 if scratch else 1e-4)
     given = {"epochs": args.epochs, "batch_size": args.batch_size, "patch": args.patch and tuple(args.patch),
              "steps_per_epoch": args.steps_per_epoch, "learning_rate": args.learning_rate,
-             "patience": args.patience}
+             "patience": args.patience, "compile": args.compile}
     changes = {key: value for key, value in given.items() if value is not None}
     return replace(base, **changes, seed=args.seed, device=args.device)
 

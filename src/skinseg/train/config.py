@@ -54,6 +54,11 @@ class TrainConfig:
     seed, device, amp
         Random seed; ``"auto"`` (CUDA, then MPS, then CPU) or a torch device name;
         mixed precision (float16) on CUDA.
+    compile
+        Run the training steps through ``torch.compile`` (TorchInductor) on CPU or CUDA:
+        about 1.5× faster steps on a 2-core CPU, after 40–70 s of compiling, so for long
+        runs. It needs a C++ compiler (CPU) or Triton (CUDA); where compiling fails,
+        training warns and goes on uncompiled. Validation and saved files are unchanged.
     """
 
     epochs: int = 100
@@ -75,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in ("plateau", "cosine"):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -273,6 +274,31 @@ def _prefetched(batches: Iterator[_Batch]) -> Iterator[_Batch]:
             yield batch
 
 
+def _compiled(net: torch.nn.Module, config: TrainConfig, hw: _Hardware) -> torch.nn.Module:
+    """``net`` compiled for the training steps when ``config.compile`` (sharing its
+    weights: the saved and validated network is ``net``), else ``net`` itself."""
+    return torch.compile(net) if config.compile and hw.device.type in ("cpu", "cuda") else net
+
+
+def _step(parts, net, loss_fn, x: torch.Tensor, y: torch.Tensor, hw: _Hardware) -> torch.Tensor:
+    """Loss and gradients of one batch through ``parts["step"]`` (``net``, compiled or
+    not); a compile failure (no C++ compiler, no Triton) warns once and goes on with ``net``."""
+    parts["optimizer"].zero_grad(set_to_none=True)
+    try:
+        with hw.autocast():
+            loss = loss_fn(parts["step"](x), y)
+        parts["scaler"].scale(loss).backward()
+    except torch._dynamo.exc.TorchDynamoException as e:
+        if parts["step"] is net:
+            raise
+        cause = getattr(e, "inner_exception", None) or e  # e.g. InvalidCxxCompiler: no working C++ compiler
+        why = f"{type(cause).__name__}: {(str(cause).strip().splitlines() or [''])[0]}"
+        warnings.warn(f"torch.compile failed ({why}); training goes on uncompiled.", stacklevel=2)
+        parts["step"] = net
+        return _step(parts, net, loss_fn, x, y, hw)
+    return loss
+
+
 def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, epoch: int, hw: _Hardware):
     """Train one epoch; yields the loss of each batch."""
     rng = np.random.default_rng([config.seed, epoch])
@@ -285,10 +311,7 @@ def _epoch(net, parts, loss_fn, train_set: SliceSet, config: TrainConfig, aug, e
     net.train()
     for x, y in _prefetched(_batch(train_set, order[s * b:(s + 1) * b], rng, aug, config, hw)
                             for s in range(steps)):
-        with hw.autocast():
-            loss = loss_fn(net(x), y)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        loss = _step(parts, net, loss_fn, x, y, hw)
         scaler.step(opt)
         scaler.update()
         if parts["average"] is not None:
@@ -346,6 +369,7 @@ def train(
     for name, state in (saved or {}).items():
         parts[name].load_state_dict(state)
     parts["average"] = _averaged(net, config.weight_average, output, resume)
+    parts["step"] = _compiled(net, config, hw)
     model = net if parts["average"] is None else parts["average"].module  # validated and saved
     aug = config.augmentation or (rgb_augmentation() if train_set.modality == "rgb" else oct_augmentation())
     steps = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
