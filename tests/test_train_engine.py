@@ -380,8 +380,9 @@ def test_batches_come_in_order_from_the_prefetch_thread_and_errors_reach_the_tra
         next(made)
 
 
-def _losses(tr, va, out, info, config):
-    result = run(train(tr, va, out, start=info, config=config))
+def _losses(tr, va, out, info, config, messages=None):
+    report = None if messages is None else lambda done, total, message: messages.append(message)
+    result = run(train(tr, va, out, start=info, config=config), report)
     return [r.train_loss for r in result.history], result
 
 
@@ -391,10 +392,13 @@ def test_compiled_steps_train_the_same_network(sets, info, tmp_path):
     eager, _ = _losses(tr, va, tmp_path / "eager.safetensors", info, config)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compiled, result = _losses(tr, va, tmp_path / "compiled.safetensors", info, replace(config, compile=True))
+        messages = []
+        compiled, result = _losses(tr, va, tmp_path / "compiled.safetensors", info, replace(config, compile=True),
+                                   messages)
     if any("torch.compile failed" in str(w.message) for w in caught):
         pytest.skip("torch.compile cannot build kernels here (no C++ compiler?); the fallback has its own test")
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # it did compile
+    assert messages[0].startswith("compiling the network")  # the wait is announced
     np.testing.assert_allclose(compiled, eager, rtol=1e-4)  # fused kernels round differently, no more
     saved = _weights(tmp_path / "compiled.safetensors")  # the plain network is saved, not the wrapper
     assert set(saved) == set(_weights(tmp_path / "eager.safetensors"))

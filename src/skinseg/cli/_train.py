@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"from scratch: U-Net channels per level (default {default_channels})")
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the training steps through torch.compile: about 1.5x faster on a CPU after "
-                        "40-70 s of compiling; needs a C++ compiler, else training warns and goes on "
+                   help="run the training steps through torch.compile: epochs about 1.2x faster on a CPU after "
+                        "30-70 s of compiling; needs a C++ compiler, else training warns and goes on "
                         "uncompiled (default: on for --recipe aligned, off otherwise)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, data and settings: same model on CPU)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted training of OUTPUT")

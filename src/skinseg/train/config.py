@@ -56,7 +56,7 @@ class TrainConfig:
         mixed precision (float16) on CUDA.
     compile
         Run the training steps through ``torch.compile`` (TorchInductor) on CPU or CUDA:
-        about 1.5× faster steps on a 2-core CPU, after 40–70 s of compiling, so for long
+        epochs about 1.2× faster on a 2-core CPU, after 30–70 s of compiling, so for long
         runs. It needs a C++ compiler (CPU) or Triton (CUDA); where compiling fails,
         training warns and goes on uncompiled. Validation and saved files are unchanged.
     """

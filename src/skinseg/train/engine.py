@@ -374,6 +374,8 @@ def train(
     aug = config.augmentation or (rgb_augmentation() if train_set.modality == "rgb" else oct_augmentation())
     steps = config.steps_per_epoch or math.ceil(len(train_set) / config.batch_size)
     total, data, stopped = config.epochs * (steps + 1), dict(data or {}), "interrupted"
+    if parts["step"] is not net:  # the first batch waits for the compiler
+        yield TrainStep(progress["epoch"] * (steps + 1), total, "compiling the network (once, up to a minute or two)")
     try:
         for epoch in range(progress["epoch"] + 1, config.epochs + 1):
             started = time.perf_counter()
