@@ -29,6 +29,7 @@ import torch._dynamo  # noqa: F401
 
 from skinseg.classes import NERVE_CLASSES, OCT_CLASSES, TISSUE_CLASSES, ClassTable
 from skinseg.errors import SkinsegInputError
+from skinseg.io._tiff import pixel_sizes_differ
 from skinseg.models.files import read_model_info
 from skinseg.models.registry import resolve_model, user_model_dir
 from skinseg.progress import ProgressGenerator
@@ -36,7 +37,7 @@ from skinseg.train import (
     ALIGNED_INPUT, ALIGNED_UNET, AddReport, EpochReport, SliceSet, TrainConfig, TrainingSet, annotated_slices,
     block_split, is_training_set, new_model_info, slices_for_model, slices_from_pairs, train,
 )  # fmt: skip
-from skinseg.train.trainset import pixel_sizes_differ
+from skinseg.train.trainset import PIXEL_SIZE_TOLERANCE
 from skinseg._napari._choices import MODEL_FILE
 
 FROM_LABELS = "from the labels layer"
@@ -129,7 +130,7 @@ def make_pair(
 
 def check_pixel_size(listed: Sequence[Pair], pair: Pair) -> None:
     """``pair``'s pixels match the first listed pair's: in-memory pairs train at one pixel size."""
-    if listed and pixel_sizes_differ(pair.pixel_size_um, listed[0].pixel_size_um):
+    if listed and pixel_sizes_differ(pair.pixel_size_um, listed[0].pixel_size_um, PIXEL_SIZE_TOLERANCE):
         raise SkinsegInputError(
             f"'{pair.name}': pixels of {pair.pixel_size_um} µm (rows, columns) are far from the "
             f"{listed[0].pixel_size_um} µm of '{listed[0].name}', added first; set the image layer's "

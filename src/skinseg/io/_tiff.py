@@ -79,6 +79,12 @@ def as_pixel_sizes(value: float | Sequence[float], ndim: int, source: str) -> tu
     return sizes
 
 
+def pixel_sizes_differ(sizes: Sequence[float], reference: Sequence[float], tolerance: float) -> bool:
+    """Whether ``sizes`` differ from ``reference`` by more than the factor ``tolerance`` on an axis."""
+    ratio = np.asarray(sizes, dtype=float) / np.asarray(reference, dtype=float)
+    return bool(np.any(np.maximum(ratio, 1 / ratio) > tolerance))
+
+
 @contextmanager
 def reading(path: str | Path, what: str, hint: str = "") -> Iterator[None]:
     """Turn any error from a third-party decoder into one clear :class:`SkinsegInputError`."""

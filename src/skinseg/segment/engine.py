@@ -31,6 +31,7 @@ import torch
 from skinseg import progress
 from skinseg.classes import OCT_CLASSES
 from skinseg.errors import SkinsegInputError
+from skinseg.io._tiff import pixel_sizes_differ
 from skinseg.models.files import ModelInfo, load_model
 from skinseg.models.registry import ModelEntry, resolve_model
 from skinseg.segment._device import (
@@ -331,8 +332,7 @@ def _pixel_sizes(
         return trained if ndim == 2 else (trained[1], *trained)  # B-scan spacing: a guess
     sizes = checked_pixel_sizes(given, ndim, source)
     if trained is not None:
-        ratio = np.asarray(sizes[-2:]) / np.asarray(trained)
-        if np.any(np.maximum(ratio, 1 / ratio) > _PIXEL_SIZE_TOLERANCE):
+        if pixel_sizes_differ(sizes[-2:], trained, _PIXEL_SIZE_TOLERANCE):
             messages.append(
                 f"{source}: pixels of {sizes[-2:]} µm (depth, width), the model was trained "
                 f"at {trained} µm; resample the image if the layers look wrong."

@@ -4,7 +4,8 @@
 the best, ``wide``, flattens every B-scan to the classical skin surface and keeps a
 160-row window from 32 rows above it, gives the network the neighbouring B-scans as
 channels, trains a MONAI UNet 12–192 on whole-width windows (steps compiled by
-``torch.compile``) and saves a moving average of the weights. ``skinseg train --recipe aligned`` and the benchmark both take it from here.
+``torch.compile``) and saves a moving average of the weights. ``skinseg train --recipe
+aligned`` and the benchmark both take it from here.
 """
 
 from __future__ import annotations

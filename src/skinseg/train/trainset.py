@@ -42,7 +42,7 @@ import numpy as np
 from skinseg import __version__
 from skinseg.classes import ClassTable
 from skinseg.errors import SkinsegInputError
-from skinseg.io._tiff import as_pixel_sizes
+from skinseg.io._tiff import as_pixel_sizes, pixel_sizes_differ
 from skinseg.io.image_data import ImageData
 from skinseg.models.files import ModelInfo
 from skinseg.train import _trainset_store as store
@@ -51,12 +51,6 @@ from skinseg.train.dataset import InMemorySlices, SliceKey, annotated_slices, sl
 
 PIXEL_SIZE_TOLERANCE = 1.5
 """A pair whose pixels differ from the set's by more than this factor on an axis is refused."""
-
-
-def pixel_sizes_differ(sizes: Sequence[float], reference: Sequence[float]) -> bool:
-    """Whether ``sizes`` differ from ``reference`` by more than :data:`PIXEL_SIZE_TOLERANCE` on an axis."""
-    ratio = np.asarray(sizes, dtype=float) / np.asarray(reference, dtype=float)
-    return bool(np.any(np.maximum(ratio, 1 / ratio) > PIXEL_SIZE_TOLERANCE))
 
 
 def _now() -> str:
@@ -263,7 +257,7 @@ class TrainingSet:
         reference = self.info().pixel_size_um
         if sizes is None or reference is None:
             return
-        if pixel_sizes_differ(sizes, reference):
+        if pixel_sizes_differ(sizes, reference, PIXEL_SIZE_TOLERANCE):
             raise SkinsegInputError(
                 f"{name}: pixels of {sizes} µm (rows, columns) are far from the "
                 f"{reference} µm of the training set {self.folder}; resample the image, correct its "
